@@ -1,0 +1,63 @@
+# The built-in synthetic shapes dataset (tools/generate_synthetic.py), square images of `image_size` pixels.
+# Preset `easy` (data/synthetic/); pix2seq_*_synthetic-hard.py points at data/synthetic_hard/.
+dataset_type = 'CocoDataset'
+data_root = 'data/synthetic/'
+classes = ('circle', 'square', 'triangle', 'star')
+image_size = (128, 128)
+backend_args = None
+metainfo = dict(classes=classes)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='Pad', size=image_size),
+    dict(type='Pix2SeqSequenceAug', num_classes=len(classes), num_bins=128, max_objects=10),
+    dict(type='PackPix2SeqInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='Pad', size=image_size),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackPix2SeqInputs')
+]
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='BatchRepeatSampler', batch_repeat=2, shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        filter_cfg=dict(filter_empty_gt=False),
+        pipeline=train_pipeline,
+        backend_args=backend_args))
+val_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img='val/'),
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+test_dataloader = val_dataloader
+
+val_evaluator = dict(
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/instances_val.json',
+    metric='bbox',
+    format_only=False,
+    backend_args=backend_args)
+test_evaluator = val_evaluator

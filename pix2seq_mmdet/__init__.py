@@ -1,0 +1,14 @@
+"""Pix2Seq for MMDetection 3.x.  Importing the package registers its modules in mmdet's registries."""
+from .decoding import DecodingCache, DecodingConfig, decode_sequences
+from .head import Pix2SeqHead
+from .pix2seq import Pix2Seq
+from .sampler import BatchRepeatSampler
+from .tokenizer import Pix2SeqTokenizer
+from .transforms import PackPix2SeqInputs, Pix2SeqSequenceAug
+
+__version__ = '0.1.0'
+
+__all__ = [
+    'Pix2Seq', 'Pix2SeqHead', 'Pix2SeqTokenizer', 'Pix2SeqSequenceAug', 'PackPix2SeqInputs', 'BatchRepeatSampler',
+    'DecodingConfig', 'DecodingCache', 'decode_sequences'
+]

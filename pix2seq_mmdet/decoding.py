@@ -1,0 +1,220 @@
+"""Autoregressive decoding for Pix2Seq: the key/value cache and the decoding strategies.
+
+The decoder is driven through a ``step`` callable, ``step(tokens, position) -> logits``, that maps the (N, 1) tokens
+at ``position`` to the (N, V) logits of the next token; with a :class:`DecodingCache` each step costs one token's
+worth of compute, without it (``use_cache=False``) the whole prefix is decoded again at every step.
+
+Strategies (``DecodingConfig.strategy``):
+    * ``greedy``: the most likely token.
+    * ``top_k``: sample among the ``top_k`` most likely tokens (``temperature`` applies).
+    * ``nucleus``: sample from the smallest set of tokens whose probability reaches ``top_p`` (paper: 0.4);
+      ``top_k`` > 0 additionally caps that set.
+    * ``beam``: beam search of width ``beam_width``. Beams are ranked by the sum of token log-probabilities while
+      searching; the returned beam of each image is the one with the highest *mean* token log-probability (sum
+      divided by its length up to and including EOS), so short and long object lists compete fairly.
+
+Whatever the strategy, once a sequence has produced EOS every later token is PAD, and the score of the object in
+slot ``k`` comes from the logits at its class position: softmax restricted to the real-class tokens (FAKE and all
+non-class tokens excluded), as in the official implementation.
+"""
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .tokenizer import TOKENS_PER_OBJECT, Pix2SeqTokenizer
+
+STRATEGIES = ('greedy', 'top_k', 'nucleus', 'beam')
+StepFn = Callable[[Tensor, int], Tensor]
+
+
+@dataclass
+class DecodingConfig:
+    """Decoding options, read from the head's ``test_cfg``.
+
+    Args:
+        strategy (str): One of :data:`STRATEGIES`.
+        temperature (float): Divides the logits before sampling (> 0).
+        top_k (int): Keep the ``top_k`` most likely tokens when sampling (0: off).
+        top_p (float): Nucleus mass in (0, 1].
+        beam_width (int): Beams per image for ``beam`` (>= 1).
+        constrained (bool): Coordinate positions may only emit coordinate tokens (or EOS at an object's first
+            position), class positions only class tokens (real or FAKE).
+        stop_at_eos (bool): Stop once every sequence of the batch has ended (checked once per object, the only
+            host synchronisation in the loop); otherwise decode all ``max_objects`` slots, as the paper does.
+        use_cache (bool): Incremental decoding with the key/value cache; ``False`` re-runs the full decoder on the
+            whole prefix at every step (the slow path of other implementations, kept for comparison).
+    """
+    strategy: str = 'nucleus'
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.4
+    beam_width: int = 1
+    constrained: bool = False
+    stop_at_eos: bool = False
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f'test_cfg.strategy must be one of {STRATEGIES}, got {self.strategy!r}')
+        if not self.temperature > 0:
+            raise ValueError(f'test_cfg.temperature must be > 0, got {self.temperature}')
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f'test_cfg.top_p must be in (0, 1], got {self.top_p}')
+        if self.top_k < 0:
+            raise ValueError(f'test_cfg.top_k must be >= 0, got {self.top_k}')
+        if self.strategy == 'top_k' and self.top_k < 1:
+            raise ValueError('test_cfg.strategy="top_k" needs test_cfg.top_k >= 1')
+        if self.beam_width < 1:
+            raise ValueError(f'test_cfg.beam_width must be >= 1, got {self.beam_width}')
+
+
+class DecodingCache:
+    """Preallocated per-layer buffers for incremental decoding.
+
+    Args:
+        memory_key_value (list[tuple]): Per decoder layer, cross-attention keys and values of the encoder memory,
+            each (N, H, S, Dh), projected once before the first step.
+        memory_attn_mask (Tensor, optional): bool (N, 1, 1, S), True for valid memory positions.
+        num_layers (int), num_heads (int), head_dims (int), max_len (int): Self-attention buffer geometry; each
+            buffer is (N, H, max_len, Dh) of the memory's dtype and device.
+    """
+
+    def __init__(self, memory_key_value: List[Tuple[Tensor, Tensor]], memory_attn_mask: Optional[Tensor],
+                 num_layers: int, num_heads: int, head_dims: int, max_len: int) -> None:
+        self.memory_key_value = memory_key_value
+        self.memory_attn_mask = memory_attn_mask
+        reference = memory_key_value[0][0]
+        shape = (reference.shape[0], num_heads, max_len, head_dims)
+        self.self_key_value = [(reference.new_empty(shape), reference.new_empty(shape)) for _ in range(num_layers)]
+
+    def reorder(self, rows: Tensor) -> None:
+        """Keep the self-attention history of ``rows`` (N,) (beam search); the memory is shared by an image's
+        beams, so it needs no reordering."""
+        self.self_key_value = [(key.index_select(0, rows), value.index_select(0, rows))
+                               for key, value in self.self_key_value]
+
+
+def position_constraint(tokenizer: Pix2SeqTokenizer, device: torch.device) -> Tensor:
+    """Additive logit masks for constrained decoding: (5, V) float, 0 where allowed and -inf elsewhere.
+
+    Row ``i`` applies to positions ``p`` with ``p % 5 == i``.
+    """
+    allowed = torch.zeros(TOKENS_PER_OBJECT, tokenizer.vocab_size, dtype=torch.bool, device=device)
+    allowed[:4, tokenizer.coord_offset:] = True
+    allowed[0, tokenizer.EOS] = True
+    allowed[4, tokenizer.FAKE:tokenizer.coord_offset] = True
+    return torch.zeros(allowed.shape, device=device).masked_fill_(~allowed, float('-inf'))
+
+
+def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
+    """Set to -inf every logit outside the top-k and outside the nucleus of mass ``top_p``.
+
+    Both filters share one descending sort.  The most likely token always survives.
+
+    Args:
+        logits (Tensor): (N, V).
+
+    Returns:
+        Tensor: (N, V) filtered logits.
+    """
+    if top_k <= 0 and top_p >= 1.0:
+        return logits
+    sorted_logits, sorted_index = logits.sort(dim=-1, descending=True)
+    remove = torch.zeros_like(sorted_logits, dtype=torch.bool)
+    if top_k > 0:
+        remove[:, top_k:] = True
+    if top_p < 1.0:
+        probs = sorted_logits.softmax(-1)
+        mass_before = probs.cumsum(-1) - probs
+        remove |= mass_before >= top_p
+    remove[:, 0] = False
+    return logits.masked_fill(remove.scatter(1, sorted_index, remove), float('-inf'))
+
+
+def select_next_token(logits: Tensor, cfg: DecodingConfig, generator: Optional[torch.Generator] = None) -> Tensor:
+    """(N, V) logits -> (N,) next tokens for the greedy and sampling strategies."""
+    if cfg.strategy == 'greedy':
+        return logits.argmax(-1)
+    top_p = cfg.top_p if cfg.strategy == 'nucleus' else 1.0
+    probs = filter_logits(logits / cfg.temperature, cfg.top_k, top_p).softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def _real_class_probs(logits: Tensor, tokenizer: Pix2SeqTokenizer) -> Tensor:
+    """(N, V) logits -> (N, C) softmax over the real-class tokens only."""
+    return logits[:, tokenizer.CLASS_OFFSET:tokenizer.coord_offset].float().softmax(-1)
+
+
+def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokenizer: Pix2SeqTokenizer,
+                     cfg: DecodingConfig, reorder: Optional[Callable[[Tensor], None]] = None,
+                     generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+    """Decode ``max_objects`` object slots for every image.
+
+    Args:
+        step (callable): ``step(tokens (N, 1), position) -> (N, V) logits``, N = ``batch_size * beam_width``
+            (beams of one image are consecutive rows).
+        batch_size (int): Images ``B``.
+        device (torch.device): Where to allocate the outputs.
+        tokenizer (Pix2SeqTokenizer): The vocabulary.
+        cfg (DecodingConfig): Strategy and options.
+        reorder (callable, optional): ``reorder(rows (N,))`` permutes the decoder state; needed by beam search.
+        generator (torch.Generator, optional): Randomness of the sampling strategies.
+
+    Returns:
+        tuple: ``tokens`` (B, 5 * max_objects) int64 and ``class_probs`` (B, max_objects, C) float32.
+    """
+    seq_len = TOKENS_PER_OBJECT * tokenizer.max_objects
+    use_beams = cfg.strategy == 'beam'
+    beam_width = cfg.beam_width if use_beams else 1
+    num_rows = batch_size * beam_width
+    tokens = torch.full((num_rows, seq_len), tokenizer.PAD, dtype=torch.long, device=device)
+    class_probs = torch.zeros(num_rows, tokenizer.max_objects, tokenizer.num_classes, device=device)
+    finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
+    lengths = torch.full((num_rows, ), seq_len, dtype=torch.long, device=device)
+    constraint = position_constraint(tokenizer, device) if cfg.constrained else None
+    if use_beams:
+        beam_scores = torch.zeros(batch_size, beam_width, device=device)
+        beam_scores[:, 1:] = float('-inf')  # all beams start identical: expand the first one only
+        row_base = torch.arange(batch_size, device=device)[:, None] * beam_width
+    current = torch.full((num_rows, 1), tokenizer.BOS, dtype=torch.long, device=device)
+
+    for position in range(seq_len):
+        logits = step(current, position).float()
+        if constraint is not None:
+            logits = logits + constraint[position % TOKENS_PER_OBJECT]
+        slot, is_class_position = divmod(position, TOKENS_PER_OBJECT)
+        is_class_position = is_class_position == TOKENS_PER_OBJECT - 1
+        if not use_beams:
+            next_tokens = select_next_token(logits, cfg, generator)
+            if is_class_position:
+                class_probs[:, slot] = _real_class_probs(logits, tokenizer)
+        else:
+            log_probs = logits.log_softmax(-1)
+            # an ended beam can only continue with PAD, at no cost
+            ended_row = torch.full_like(log_probs[0], float('-inf'))
+            ended_row[tokenizer.PAD] = 0
+            log_probs = torch.where(finished[:, None], ended_row, log_probs)
+            candidates = (beam_scores[..., None] + log_probs.view(batch_size, beam_width, -1)).flatten(1)
+            beam_scores, flat_index = candidates.topk(beam_width, dim=-1)
+            rows = (row_base + flat_index // log_probs.shape[-1]).flatten()
+            next_tokens = (flat_index % log_probs.shape[-1]).flatten()
+            tokens, finished, lengths, class_probs = tokens[rows], finished[rows], lengths[rows], class_probs[rows]
+            if is_class_position:
+                class_probs[:, slot] = _real_class_probs(logits, tokenizer)[rows]
+            reorder(rows)
+        next_tokens = torch.where(finished, tokenizer.PAD, next_tokens)
+        newly_ended = ~finished & (next_tokens == tokenizer.EOS)
+        lengths = torch.where(newly_ended, position + 1, lengths)
+        finished = finished | newly_ended
+        tokens[:, position] = next_tokens
+        current = next_tokens[:, None]
+        if cfg.stop_at_eos and is_class_position and bool(finished.all()):
+            break
+
+    if use_beams:
+        mean_log_prob = beam_scores / lengths.view(batch_size, beam_width)
+        best = row_base.squeeze(1) + mean_log_prob.argmax(-1)
+        tokens, class_probs = tokens[best], class_probs[best]
+    return tokens, class_probs

@@ -1,0 +1,238 @@
+"""The Pix2Seq sequence head: a Transformer decoder over the token sequence, its loss and its prediction."""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.structures.bbox import bbox_flip
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from .decoding import DecodingCache, DecodingConfig, decode_sequences
+from .tokenizer import TOKENS_PER_OBJECT, Pix2SeqTokenizer
+from .transformer import TransformerLayer
+
+SEQUENCE_FIELDS = ('input_tokens', 'target_tokens', 'token_weights')
+
+
+@MODELS.register_module()
+class Pix2SeqHead(BaseModule):
+    """Autoregressive decoder that reads the encoder memory and writes ``[ymin, xmin, ymax, xmax, class]`` tokens.
+
+    Pre-norm Transformer decoder with learned token and position embeddings; the output layer is tied to the token
+    embedding and has its own bias.  Sizes are the paper's by default.
+
+    Args:
+        tokenizer (dict): ``Pix2SeqTokenizer`` arguments (``num_classes``, ``num_bins``, ``max_objects``); the
+            training pipeline's ``Pix2SeqSequenceAug`` must use the same values.
+        in_channels (int): Width of the encoder memory.
+        embed_dims (int): Decoder width ``D``.
+        num_layers (int): Decoder layers.
+        num_heads (int): Attention heads.
+        ffn_dims (int): Feed-forward hidden width.
+        dropout (float): Dropout rate.
+        drop_path (float): Stochastic depth rate.
+        test_cfg (dict, optional): :class:`DecodingConfig` fields plus ``max_per_img`` (default 100).
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    def __init__(self, tokenizer: dict, in_channels: int = 256, embed_dims: int = 256, num_layers: int = 6,
+                 num_heads: int = 8, ffn_dims: int = 1024, dropout: float = 0.1, drop_path: float = 0.1,
+                 train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.tokenizer = Pix2SeqTokenizer(**tokenizer)
+        test_cfg = dict(test_cfg or {})
+        self.max_per_img = test_cfg.pop('max_per_img', 100)
+        self.decoding_cfg = DecodingConfig(**test_cfg)
+        self.num_heads = num_heads
+        self.embed_dims = embed_dims
+        self.memory_proj = nn.Sequential(nn.Linear(in_channels, embed_dims), nn.LayerNorm(embed_dims))
+        self.token_embed = nn.Embedding(self.tokenizer.vocab_size, embed_dims)
+        self.pos_embed = nn.Embedding(self.tokenizer.seq_len, embed_dims)
+        self.layers = nn.ModuleList(
+            TransformerLayer(embed_dims, num_heads, ffn_dims, dropout, drop_path, cross_attention=True)
+            for _ in range(num_layers))
+        self.norm = nn.LayerNorm(embed_dims)
+        self.output_bias = nn.Parameter(torch.zeros(self.tokenizer.vocab_size))
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+        nn.init.trunc_normal_(self.token_embed.weight, std=0.02)
+        nn.init.trunc_normal_(self.pos_embed.weight, std=0.02)
+
+    # ------------------------------------------------------------------ decoder
+    def _project_memory(self, memory: Tensor, memory_mask: Optional[Tensor]):
+        """(B, S, C) memory, optional (B, S) padding mask -> per-layer cross-attention keys/values and mask."""
+        memory = self.memory_proj(memory)
+        memory_key_value = [layer.cross_attn.project_key_value(memory) for layer in self.layers]
+        memory_attn_mask = None if memory_mask is None else ~memory_mask[:, None, None, :]
+        return memory_key_value, memory_attn_mask
+
+    def _embed(self, tokens: Tensor, position: int = 0) -> Tensor:
+        """(B, T) tokens starting at ``position`` -> (B, T, D) token plus position embeddings."""
+        positions = torch.arange(position, position + tokens.shape[1], device=tokens.device)
+        return self.token_embed(tokens) + self.pos_embed(positions)
+
+    def _logits(self, hidden: Tensor) -> Tensor:
+        """(B, T, D) decoder states -> (B, T, V) logits through the tied output layer."""
+        return F.linear(self.norm(hidden), self.token_embed.weight, self.output_bias)
+
+    def forward(self, memory: Tensor, memory_mask: Optional[Tensor], input_tokens: Tensor) -> Tensor:
+        """Teacher-forced decoding of whole sequences.
+
+        Args:
+            memory (Tensor): (B, S, C) encoder output.
+            memory_mask (Tensor, optional): (B, S) bool, True at padded positions.
+            input_tokens (Tensor): (B, T) int64, BOS first.
+
+        Returns:
+            Tensor: (B, T, V) logits of the next token at every position.
+        """
+        memory_key_value, memory_attn_mask = self._project_memory(memory, memory_mask)
+        hidden = self._embed(input_tokens)
+        for layer, layer_memory in zip(self.layers, memory_key_value):
+            hidden = layer(hidden, is_causal=True, memory_key_value=layer_memory, memory_attn_mask=memory_attn_mask)
+        return self._logits(hidden)
+
+    def init_cache(self, memory: Tensor, memory_mask: Optional[Tensor]) -> DecodingCache:
+        """Project the memory for every layer once and preallocate the self-attention buffers."""
+        memory_key_value, memory_attn_mask = self._project_memory(memory, memory_mask)
+        return DecodingCache(memory_key_value, memory_attn_mask, len(self.layers), self.num_heads,
+                             self.embed_dims // self.num_heads, self.tokenizer.seq_len)
+
+    def forward_step(self, tokens: Tensor, position: int, cache: DecodingCache) -> Tensor:
+        """Incremental decoding: (B, T) tokens at ``position..position+T-1`` -> (B, T, V) logits."""
+        hidden = self._embed(tokens, position)
+        for layer, layer_memory, layer_cache in zip(self.layers, cache.memory_key_value, cache.self_key_value):
+            hidden = layer(hidden, is_causal=True, memory_key_value=layer_memory,
+                           memory_attn_mask=cache.memory_attn_mask, self_key_value_cache=layer_cache,
+                           position=position)
+        return self._logits(hidden)
+
+    # --------------------------------------------------------------------- loss
+    def _stack_sequences(self, batch_data_samples: SampleList) -> Tuple[Tensor, Tensor, Tensor]:
+        """Collect ``input_tokens``, ``target_tokens`` and ``token_weights`` (B, L) written by the pipeline."""
+        stacked = []
+        for field in SEQUENCE_FIELDS:
+            if not all(field in sample for sample in batch_data_samples):
+                raise KeyError(f'Pix2SeqHead.loss: data samples lack "{field}"; the training pipeline must contain '
+                               "Pix2SeqSequenceAug followed by PackPix2SeqInputs")
+            lengths = {len(sample.get(field)) for sample in batch_data_samples}
+            if lengths != {self.tokenizer.seq_len}:
+                raise ValueError(f'Pix2SeqHead: "{field}" from the pipeline has length(s) {sorted(lengths)}, the '
+                                 f'head expects {self.tokenizer.seq_len} (5 * max_objects + 1): make '
+                                 'Pix2SeqSequenceAug and the head use the same max_objects')
+            stacked.append(torch.stack([sample.get(field) for sample in batch_data_samples]))
+        input_tokens, target_tokens, token_weights = stacked
+        largest = int(torch.maximum(input_tokens.max(), target_tokens.max()))
+        if largest >= self.tokenizer.vocab_size:
+            raise ValueError(f'Pix2SeqHead: token id {largest} from the pipeline is outside the head\'s vocabulary '
+                             f'of {self.tokenizer.vocab_size}: make Pix2SeqSequenceAug and the head use the same '
+                             'num_classes and num_bins')
+        return input_tokens, target_tokens, token_weights.float()
+
+    def loss(self, memory: Tensor, memory_mask: Optional[Tensor], batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Weighted softmax cross-entropy over the vocabulary, normalised by the sum of the token weights.
+
+        Returns ``loss`` (the optimised value) and, for the log only, the weighted cross-entropy of the coordinate,
+        class and EOS tokens (``coord_ce``, ``class_ce``, ``eos_ce``; not summed into the loss by mmengine since
+        their names do not contain "loss").
+        """
+        input_tokens, target_tokens, token_weights = self._stack_sequences(batch_data_samples)
+        logits = self(memory, memory_mask, input_tokens)
+        token_ce = F.cross_entropy(logits.float().flatten(0, 1), target_tokens.flatten(), reduction='none')
+        token_ce = token_ce.view_as(token_weights) * token_weights
+        losses = dict(loss=token_ce.sum() / token_weights.sum().clamp(min=1e-6))
+        parts = dict(coord_ce=self.tokenizer.is_coord(target_tokens),
+                     class_ce=(target_tokens >= self.tokenizer.FAKE) & ~self.tokenizer.is_coord(target_tokens),
+                     eos_ce=target_tokens == self.tokenizer.EOS)
+        with torch.no_grad():
+            for name, mask in parts.items():
+                part_weights = token_weights * mask
+                losses[name] = token_ce.detach().mul(mask).sum() / part_weights.sum().clamp(min=1e-6)
+        return losses
+
+    # ---------------------------------------------------------------- predict
+    def generate(self, memory: Tensor, memory_mask: Optional[Tensor],
+                 generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+        """Autoregressive decoding with ``test_cfg``.
+
+        Args:
+            memory (Tensor): (B, S, C) encoder output.
+            memory_mask (Tensor, optional): (B, S) bool, True at padded positions.
+            generator (torch.Generator, optional): Randomness of the sampling strategies.
+
+        Returns:
+            tuple: ``tokens`` (B, 5 * max_objects) and ``class_probs`` (B, max_objects, C).
+        """
+        cfg = self.decoding_cfg
+        beam_width = cfg.beam_width if cfg.strategy == 'beam' else 1
+        if beam_width > 1:
+            memory = memory.repeat_interleave(beam_width, dim=0)
+            memory_mask = None if memory_mask is None else memory_mask.repeat_interleave(beam_width, dim=0)
+        if cfg.use_cache:
+            cache = self.init_cache(memory, memory_mask)
+
+            def step(tokens: Tensor, position: int) -> Tensor:
+                return self.forward_step(tokens, position, cache)[:, -1]
+
+            reorder = cache.reorder
+        else:
+            prefix = memory.new_empty((memory.shape[0], 0), dtype=torch.long)
+
+            def step(tokens: Tensor, position: int) -> Tensor:
+                nonlocal prefix
+                prefix = torch.cat([prefix, tokens], dim=1)
+                return self(memory, memory_mask, prefix)[:, -1]
+
+            def reorder(rows: Tensor) -> None:
+                nonlocal prefix
+                prefix = prefix[rows]
+
+        return decode_sequences(step, memory.shape[0] // beam_width, memory.device, self.tokenizer, cfg,
+                                reorder, generator)
+
+    def predict(self, memory: Tensor, memory_mask: Optional[Tensor], batch_data_samples: SampleList,
+                rescale: bool = True) -> List[InstanceData]:
+        """Decode and turn the sequences into detections.
+
+        Returns:
+            list[InstanceData]: Per image ``bboxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,), at most
+            ``max_per_img``, sorted by score; in the original image's pixels when ``rescale``.
+        """
+        tokens, class_probs = self.generate(memory, memory_mask)
+        return [self.tokens_to_instances(seq, probs, sample.metainfo, rescale)
+                for seq, probs, sample in zip(tokens, class_probs, batch_data_samples)]
+
+    def tokens_to_instances(self, tokens: Tensor, class_probs: Tensor, img_meta: dict,
+                            rescale: bool = True) -> InstanceData:
+        """One image's decoded tokens (5 K,) and class probabilities (K, C) -> detections.
+
+        Slots whose coordinates are not coordinate tokens, whose class token is not a class, that come after EOS or
+        whose box is empty are dropped.  Coordinates are normalised to the padded input (``pad_shape``), as in
+        ``Pix2SeqSequenceAug``; they are clipped to the image before padding (``img_shape``), un-flipped when the
+        pipeline flipped the image, and divided by ``scale_factor`` when ``rescale``.
+        """
+        boxes_yxyx, _, valid = self.tokenizer.decode(tokens)
+        scores, labels = class_probs.max(-1)
+        boxes_yxyx, scores, labels = boxes_yxyx[valid], scores[valid], labels[valid]
+        pad_h, pad_w = img_meta.get('pad_shape', img_meta['img_shape'])[:2]
+        img_h, img_w = img_meta['img_shape'][:2]
+        bboxes = boxes_yxyx[:, [1, 0, 3, 2]] * boxes_yxyx.new_tensor([pad_w, pad_h, pad_w, pad_h])
+        bboxes[:, 0::2].clamp_(0, img_w)
+        bboxes[:, 1::2].clamp_(0, img_h)
+        if img_meta.get('flip', False):
+            bboxes = bbox_flip(bboxes, (img_h, img_w), img_meta['flip_direction'])
+        if rescale and 'scale_factor' in img_meta:
+            bboxes = bboxes / bboxes.new_tensor(img_meta['scale_factor']).repeat(2)
+        order = scores.argsort(descending=True)[:self.max_per_img]
+        results = InstanceData()
+        results.bboxes, results.scores, results.labels = bboxes[order], scores[order], labels[order]
+        return results

@@ -1,0 +1,95 @@
+"""The Pix2Seq detector: backbone -> projection neck -> Transformer encoder -> sequence head."""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.detectors.base import BaseDetector
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from torch import Tensor
+
+from .transformer import Pix2SeqEncoder
+
+
+@MODELS.register_module()
+class Pix2Seq(BaseDetector):
+    """Pix2Seq: "A Language Modeling Framework for Object Detection" (Chen et al., ICLR 2022).
+
+    Data flow (B images, feature map h x w, S = h * w, D encoder width)::
+
+        batch_inputs (B, 3, H, W) -> backbone -> neck -> feature (B, D, h, w)
+        feature + 2-D positions -> flatten -> encoder -> memory (B, S, D), memory_mask (B, S) or None
+        memory -> head.loss (teacher forcing) | head.predict (autoregressive decoding) -> DetDataSample
+
+    Args:
+        backbone (dict): Backbone config (e.g. mmdet ``ResNet``).
+        neck (dict): Projection to the encoder width (e.g. ``ChannelMapper`` with a 1x1 conv); its last output is
+            used.
+        encoder (dict): :class:`Pix2SeqEncoder` arguments.
+        positional_encoding (dict): mmdet 2-D positional encoding over the feature map
+            (``SinePositionalEncoding`` or ``LearnedPositionalEncoding``); its output width must equal the
+            encoder width.
+        head (dict): :class:`Pix2SeqHead` config.
+        train_cfg, test_cfg (dict, optional): Passed to the head.
+        data_preprocessor (dict, optional): e.g. mmdet ``DetDataPreprocessor``.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self, backbone: ConfigType, neck: ConfigType, encoder: ConfigType, positional_encoding: ConfigType,
+                 head: ConfigType, train_cfg: OptConfigType = None, test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None, init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck)
+        self.encoder = Pix2SeqEncoder(**encoder)
+        self.positional_encoding = MODELS.build(positional_encoding)
+        head = dict(head, train_cfg=train_cfg, test_cfg=test_cfg)
+        head.setdefault('in_channels', self.encoder.embed_dims)
+        self.head = MODELS.build(head)
+
+    def extract_feat(self, batch_inputs: Tensor) -> Tensor:
+        """(B, 3, H, W) images -> (B, D, h, w) projected feature map (the neck's last level)."""
+        return self.neck(self.backbone(batch_inputs))[-1]
+
+    def forward_encoder(self, feature: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor]]:
+        """Encode the feature map.
+
+        Args:
+            feature (Tensor): (B, D, h, w).
+            batch_data_samples (list[DetDataSample]): For ``img_shape`` and ``batch_input_shape``.
+
+        Returns:
+            tuple: ``memory`` (B, h * w, D) and ``memory_mask`` (B, h * w) bool, True at positions that only
+            cover batch padding (None when no image of the batch is padded).
+        """
+        batch_size, _, feat_h, feat_w = feature.shape
+        batch_h, batch_w = batch_data_samples[0].metainfo['batch_input_shape']
+        padded = torch.ones(batch_size, batch_h, batch_w, device=feature.device)
+        for index, sample in enumerate(batch_data_samples):
+            img_h, img_w = sample.metainfo['img_shape'][:2]
+            padded[index, :img_h, :img_w] = 0
+        mask = F.interpolate(padded[:, None], size=(feat_h, feat_w)).to(torch.bool).squeeze(1)
+        positions = self.positional_encoding(mask).to(feature.dtype)
+        tokens = (feature + positions).flatten(2).transpose(1, 2)
+        memory_mask = mask.flatten(1) if bool(mask.any()) else None
+        return self.encoder(tokens, memory_mask), memory_mask
+
+    def _encode(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor]]:
+        return self.forward_encoder(self.extract_feat(batch_inputs), batch_data_samples)
+
+    def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Teacher-forced loss on the sequences built by the training pipeline."""
+        return self.head.loss(*self._encode(batch_inputs, batch_data_samples), batch_data_samples)
+
+    def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
+        """Decode detections; returns the data samples with ``pred_instances`` (bboxes, scores, labels)."""
+        results_list = self.head.predict(*self._encode(batch_inputs, batch_data_samples), batch_data_samples,
+                                         rescale=rescale)
+        return self.add_pred_to_datasample(batch_data_samples, results_list)
+
+    def _forward(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tensor:
+        """Teacher-forced logits (B, L, V) for the sequences in the data samples (mmdet's ``tensor`` mode)."""
+        memory, memory_mask = self._encode(batch_inputs, batch_data_samples)
+        input_tokens = torch.stack([sample.input_tokens for sample in batch_data_samples])
+        return self.head(memory, memory_mask, input_tokens)

@@ -1,0 +1,157 @@
+"""Pre-norm Transformer layers shared by the Pix2Seq encoder and the sequence decoder.
+
+Attention uses ``torch.nn.functional.scaled_dot_product_attention`` and exposes its key/value projection separately,
+so the decoder can project the encoder memory once and cache self-attention keys/values while decoding.
+
+Shapes: ``B`` batch, ``T`` query length, ``S`` key length, ``D`` embedding width, ``H`` heads, ``Dh = D / H``.
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn.bricks.drop import build_dropout
+from torch import Tensor, nn
+
+KeyValue = Tuple[Tensor, Tensor]
+
+
+class Attention(nn.Module):
+    """Multi-head attention with a separate key/value projection.
+
+    Args:
+        embed_dims (int): Width ``D`` of queries, keys and values.
+        num_heads (int): Number of heads ``H``; must divide ``embed_dims``.
+        dropout (float): Dropout on the attention weights (training only).
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads ({num_heads})')
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.query_proj = nn.Linear(embed_dims, embed_dims)
+        self.key_value_proj = nn.Linear(embed_dims, 2 * embed_dims)
+        self.out_proj = nn.Linear(embed_dims, embed_dims)
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        """(B, T, D) -> (B, H, T, Dh)."""
+        return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+
+    def project_key_value(self, x: Tensor) -> KeyValue:
+        """(B, S, D) -> keys and values, each (B, H, S, Dh)."""
+        key, value = self.key_value_proj(x).chunk(2, dim=-1)
+        return self._split_heads(key), self._split_heads(value)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None,
+                is_causal: bool = False) -> Tensor:
+        """Attend.
+
+        Args:
+            query (Tensor): (B, T, D) un-projected queries.
+            key, value (Tensor): (B, H, S, Dh) from :meth:`project_key_value`.
+            attn_mask (Tensor, optional): bool, broadcastable to (B, H, T, S); True where attention is allowed.
+            is_causal (bool): Causal mask for self-attention over the full sequence (T == S).
+
+        Returns:
+            Tensor: (B, T, D).
+        """
+        out = F.scaled_dot_product_attention(
+            self._split_heads(self.query_proj(query)), key, value, attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal)
+        return self.out_proj(out.transpose(1, 2).flatten(2))
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm layer: self-attention, optional cross-attention to a memory, feed-forward network.
+
+    Each residual branch goes through dropout and stochastic depth (mmcv's ``DropPath``).
+
+    Args:
+        embed_dims (int): Width ``D``.
+        num_heads (int): Attention heads.
+        ffn_dims (int): Hidden width of the feed-forward network.
+        dropout (float): Dropout in attention weights, FFN hidden layer and residual branches.
+        drop_path (float): Stochastic depth rate of each residual branch.
+        cross_attention (bool): Whether the layer attends to a memory (decoder) or not (encoder).
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, ffn_dims: int, dropout: float = 0.1,
+                 drop_path: float = 0.1, cross_attention: bool = False) -> None:
+        super().__init__()
+        self.self_attn_norm = nn.LayerNorm(embed_dims)
+        self.self_attn = Attention(embed_dims, num_heads, dropout)
+        if cross_attention:
+            self.cross_attn_norm = nn.LayerNorm(embed_dims)
+            self.cross_attn = Attention(embed_dims, num_heads, dropout)
+        self.ffn_norm = nn.LayerNorm(embed_dims)
+        self.ffn = nn.Sequential(
+            nn.Linear(embed_dims, ffn_dims), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dims, embed_dims))
+        self.residual_dropout = nn.Dropout(dropout)
+        self.drop_path = build_dropout(dict(type='DropPath', drop_prob=drop_path)) if drop_path > 0 else nn.Identity()
+
+    def _residual(self, x: Tensor, branch: Tensor) -> Tensor:
+        return x + self.drop_path(self.residual_dropout(branch))
+
+    def forward(self, x: Tensor, self_attn_mask: Optional[Tensor] = None, is_causal: bool = False,
+                memory_key_value: Optional[KeyValue] = None, memory_attn_mask: Optional[Tensor] = None,
+                self_key_value_cache: Optional[KeyValue] = None, position: int = 0) -> Tensor:
+        """Run the layer.
+
+        Args:
+            x (Tensor): (B, T, D) inputs.
+            self_attn_mask (Tensor, optional): bool (B, 1, 1, T) key-padding mask for self-attention.
+            is_causal (bool): Causal self-attention (teacher-forced decoder).
+            memory_key_value (tuple, optional): Projected memory keys/values, each (B, H, S, Dh).
+            memory_attn_mask (Tensor, optional): bool (B, 1, 1, S), True for valid memory positions.
+            self_key_value_cache (tuple, optional): Preallocated (B, H, L, Dh) key/value buffers. When given, ``x``
+                holds the tokens at positions ``position .. position + T - 1``; their keys/values are written into
+                the buffers and attention reads every position up to the last one (incremental decoding).
+            position (int): Position of ``x``'s first token when decoding with the cache.
+
+        Returns:
+            Tensor: (B, T, D).
+        """
+        normed = self.self_attn_norm(x)
+        key, value = self.self_attn.project_key_value(normed)
+        if self_key_value_cache is not None:
+            key_cache, value_cache = self_key_value_cache
+            end = position + x.shape[1]
+            key_cache[:, :, position:end] = key
+            value_cache[:, :, position:end] = value
+            key, value = key_cache[:, :, :end], value_cache[:, :, :end]
+            if is_causal and x.shape[1] > 1:  # query i sits at position + i: bottom-right aligned causal mask
+                self_attn_mask = torch.ones(x.shape[1], end, dtype=torch.bool, device=x.device).tril(position)
+            is_causal = False
+        x = self._residual(x, self.self_attn(normed, key, value, self_attn_mask, is_causal))
+        if memory_key_value is not None:
+            x = self._residual(x, self.cross_attn(self.cross_attn_norm(x), *memory_key_value, memory_attn_mask))
+        return self._residual(x, self.ffn(self.ffn_norm(x)))
+
+
+class Pix2SeqEncoder(nn.Module):
+    """A stack of pre-norm self-attention layers over the flattened image features, with a final LayerNorm.
+
+    Args:
+        num_layers (int): Number of layers (paper: 6).
+        embed_dims (int): Width ``D`` (paper: 256).
+        num_heads (int): Attention heads (paper: 8).
+        ffn_dims (int): Feed-forward hidden width (paper: 1024).
+        dropout (float): Dropout rate (paper: 0.1).
+        drop_path (float): Stochastic depth rate (paper: 0.1).
+    """
+
+    def __init__(self, num_layers: int = 6, embed_dims: int = 256, num_heads: int = 8, ffn_dims: int = 1024,
+                 dropout: float = 0.1, drop_path: float = 0.1) -> None:
+        super().__init__()
+        self.embed_dims = embed_dims
+        self.layers = nn.ModuleList(
+            TransformerLayer(embed_dims, num_heads, ffn_dims, dropout, drop_path) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(embed_dims)
+
+    def forward(self, x: Tensor, key_padding_mask: Optional[Tensor] = None) -> Tensor:
+        """(B, S, D) features (positions already added), optional (B, S) bool padding mask -> (B, S, D)."""
+        attn_mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+        for layer in self.layers:
+            x = layer(x, self_attn_mask=attn_mask)
+        return self.norm(x)

@@ -1,0 +1,233 @@
+"""Tests of the synthetic dataset generator (tools/generate_synthetic.py) and the curve plotter."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GENERATOR = REPO_ROOT / 'tools' / 'generate_synthetic.py'
+PLOTTER = REPO_ROOT / 'tools' / 'analysis_tools' / 'plot_curve.py'
+EXPECTED_CLASSES = ('circle', 'square', 'triangle', 'star')
+NUM_TRAIN, NUM_VAL, IMG_SIZE = 12, 4, 96
+# Modification time planted on generated files to detect rewrites independently of the filesystem's time resolution.
+OLD_MTIME = 1_000_000_000
+
+
+def load_tool(path):
+    """Import a script from tools/ as a module."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_generator(out_dir, *extra_args):
+    """Run the generator CLI into ``out_dir``; return its stdout (fails the test on a non-zero exit)."""
+    command = [sys.executable, str(GENERATOR), '--out-dir', str(out_dir), *extra_args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def small_dataset_args(preset='easy', seed=3):
+    """Command-line arguments of the small datasets used here."""
+    return ['--preset', preset, '--seed', str(seed), '--num-train', str(NUM_TRAIN), '--num-val', str(NUM_VAL),
+            '--img-size', str(IMG_SIZE)]
+
+
+def ann_path(out_dir, split):
+    """Path of one split's annotation file."""
+    return Path(out_dir) / 'annotations' / f'instances_{split}.json'
+
+
+@pytest.fixture(scope='module', params=['easy', 'hard'])
+def dataset(request, tmp_path_factory):
+    """A small generated dataset per preset: ``(preset, out_dir, generator stdout)``."""
+    out_dir = tmp_path_factory.mktemp(f'synthetic_{request.param}')
+    return request.param, out_dir, run_generator(out_dir, *small_dataset_args(request.param))
+
+
+def test_classes_constant():
+    assert load_tool(GENERATOR).CLASSES == EXPECTED_CLASSES
+
+
+@pytest.mark.parametrize('split, num_images', [('train', NUM_TRAIN), ('val', NUM_VAL)])
+def test_annotations_are_valid_coco(dataset, split, num_images):
+    from pycocotools.coco import COCO
+
+    preset, out_dir, _ = dataset
+    coco = COCO(str(ann_path(out_dir, split)))
+    assert coco.dataset['info']['generation_params']['preset'] == preset
+    assert coco.dataset['licenses'] == []
+    assert [(cat['id'], cat['name']) for cat in coco.dataset['categories']] == list(enumerate(EXPECTED_CLASSES, 1))
+    assert all(cat['supercategory'] for cat in coco.dataset['categories'])
+    assert len(coco.getImgIds()) == num_images
+    assert len(coco.getAnnIds()) == len(coco.dataset['annotations']), 'annotation ids are not unique'
+
+    for image_info in coco.dataset['images']:
+        assert (image_info['width'], image_info['height']) == (IMG_SIZE, IMG_SIZE)
+        image = cv2.imread(str(out_dir / split / image_info['file_name']))
+        assert image is not None and image.shape == (IMG_SIZE, IMG_SIZE, 3)
+
+    for ann in coco.dataset['annotations']:
+        x, y, w, h = ann['bbox']
+        assert all(isinstance(v, float) for v in ann['bbox'])
+        assert w > 0 and h > 0 and ann['area'] > 0
+        assert 0 <= x and 0 <= y and x + w <= IMG_SIZE and y + h <= IMG_SIZE
+        assert ann['area'] <= w * h
+        assert ann['iscrowd'] == 0 and ann['category_id'] in coco.getCatIds()
+        assert ann['image_id'] in coco.imgs
+        polygon = np.array(ann['segmentation'][0]).reshape(-1, 2)
+        assert len(polygon) >= 3
+        assert np.all(polygon >= 0) and np.all(polygon <= IMG_SIZE)
+        # The outline and the box of the drawn pixels agree (a sharp star tip may lose about a pixel).
+        np.testing.assert_allclose(polygon.min(axis=0), [x, y], atol=1.5)
+        np.testing.assert_allclose(polygon.max(axis=0), [x + w, y + h], atol=1.5)
+
+
+@pytest.mark.parametrize('category', EXPECTED_CLASSES)
+def test_box_is_tight_around_drawn_pixels_and_clipped(category):
+    generator = load_tool(GENERATOR)
+    img_size = 64
+    # Centred near the bottom-left corner, so part of the shape falls outside the image.
+    outline = generator.shape_outline(category, centre=(3.0, 58.0), radius=15.0, rotation=0.4)
+    mask = generator.rasterise(outline, img_size)
+    ann = generator.annotate(mask, outline)
+    ys, xs = np.nonzero(mask)
+    assert ann['bbox'] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+    assert ann['bbox'][0] == 0 and ann['bbox'][1] + ann['bbox'][3] == img_size
+    assert ann['area'] == mask.sum()
+    polygon = np.array(ann['segmentation'][0]).reshape(-1, 2)
+    assert polygon[:, 0].min() == 0 and polygon[:, 1].max() == img_size
+    assert np.all(polygon >= 0) and np.all(polygon <= img_size)
+
+
+def test_images_hold_several_objects(dataset):
+    from pycocotools.coco import COCO
+
+    _, out_dir, stdout = dataset
+    coco = COCO(str(ann_path(out_dir, 'train')))
+    objects_per_image = [len(coco.getAnnIds(imgIds=image_id)) for image_id in coco.getImgIds()]
+    assert max(objects_per_image) >= 2
+    assert 'Classes:' in stdout and all(name in stdout for name in EXPECTED_CLASSES)
+
+
+def test_same_seed_gives_identical_dataset(tmp_path):
+    first, second, other_seed = tmp_path / 'first', tmp_path / 'second', tmp_path / 'other_seed'
+    run_generator(first, *small_dataset_args(seed=5))
+    run_generator(second, *small_dataset_args(seed=5))
+    run_generator(other_seed, *small_dataset_args(seed=6))
+    for split in ('train', 'val'):
+        assert ann_path(first, split).read_bytes() == ann_path(second, split).read_bytes()
+        for image_file in sorted((first / split).glob('*.png')):
+            assert image_file.read_bytes() == (second / split / image_file.name).read_bytes()
+    first_train = json.loads(ann_path(first, 'train').read_text())
+    first_val = json.loads(ann_path(first, 'val').read_text())
+    other_train = json.loads(ann_path(other_seed, 'train').read_text())
+    assert first_train['annotations'] != other_train['annotations']
+    assert first_train['annotations'][:len(first_val['annotations'])] != first_val['annotations'], \
+        'train and val should come from different random streams'
+
+
+def test_second_run_does_not_rewrite(tmp_path):
+    args = ['--num-train', '3', '--num-val', '2', '--img-size', '64']
+    run_generator(tmp_path, *args)
+    ann_files = [ann_path(tmp_path, split) for split in ('train', 'val')]
+    for ann_file in ann_files:
+        os.utime(ann_file, (OLD_MTIME, OLD_MTIME))
+
+    stdout = run_generator(tmp_path, *args)
+    assert 'up to date' in stdout
+    assert [ann_file.stat().st_mtime for ann_file in ann_files] == [OLD_MTIME, OLD_MTIME]
+
+    run_generator(tmp_path, *args, '--force')
+    assert all(ann_file.stat().st_mtime != OLD_MTIME for ann_file in ann_files)
+
+    run_generator(tmp_path, '--num-train', '3', '--num-val', '1', '--img-size', '64')
+    assert len(json.loads(ann_path(tmp_path, 'val').read_text())['images']) == 1
+    assert len(list((tmp_path / 'val').glob('*.png'))) == 1, 'stale images of the previous run were left behind'
+
+
+@pytest.mark.parametrize('split', ['train', 'val'])
+def test_mmdet_coco_dataset_matches_json(dataset, split):
+    pytest.importorskip('mmdet')
+    from mmdet.datasets import CocoDataset
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    _, out_dir, _ = dataset
+    coco = json.loads(ann_path(out_dir, split).read_text())
+    boxes_by_image = {image['id']: [] for image in coco['images']}
+    labels_by_image = {image['id']: [] for image in coco['images']}
+    for ann in coco['annotations']:
+        x, y, w, h = ann['bbox']
+        boxes_by_image[ann['image_id']].append([x, y, x + w, y + h])
+        labels_by_image[ann['image_id']].append(ann['category_id'] - 1)
+
+    mmdet_dataset = CocoDataset(
+        data_root=str(out_dir),
+        ann_file=f'annotations/instances_{split}.json',
+        data_prefix=dict(img=f'{split}/'),
+        metainfo=dict(classes=EXPECTED_CLASSES),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations', with_bbox=True),
+            dict(type='PackDetInputs'),
+        ])
+    assert len(mmdet_dataset) == len(coco['images'])
+    for index in range(len(mmdet_dataset)):
+        item = mmdet_dataset[index]
+        data_sample = item['data_samples']
+        image_id = data_sample.img_id
+        assert tuple(item['inputs'].shape) == (3, IMG_SIZE, IMG_SIZE)
+        gt_boxes = data_sample.gt_instances.bboxes.tensor.numpy()
+        expected_boxes = np.array(boxes_by_image[image_id], dtype=np.float32).reshape(-1, 4)
+        np.testing.assert_allclose(gt_boxes, expected_boxes)
+        assert data_sample.gt_instances.labels.tolist() == labels_by_image[image_id]
+        assert len(data_sample.ignored_instances) == 0
+
+
+def write_fake_scalars(scalars_file):
+    """Write an mmengine-style scalars.json: 2 epochs of 5 training logs every 10 iterations, a val after each."""
+    lines = []
+    for epoch in (1, 2):
+        for log_index in range(1, 6):
+            iteration = (epoch - 1) * 50 + log_index * 10
+            lines.append(dict(lr=1e-4, data_time=0.01, loss=2.0 / iteration ** 0.5, time=0.2, epoch=epoch,
+                              iter=iteration, memory=100, step=iteration))
+        lines.append({'coco/bbox_mAP': 0.2 * epoch, 'coco/bbox_mAP_50': 0.3 * epoch, 'coco/bbox_mAP_s': -1.0,
+                      'data_time': 0.01, 'time': 0.1, 'step': epoch})
+    scalars_file.parent.mkdir(parents=True)
+    scalars_file.write_text(''.join(json.dumps(line) + '\n' for line in lines))
+
+
+def test_plot_curve_from_work_dir(tmp_path):
+    work_dir = tmp_path / 'work_dir'
+    write_fake_scalars(work_dir / '20250101_000000' / 'vis_data' / 'scalars.json')
+    result = subprocess.run([sys.executable, str(PLOTTER), str(work_dir), '--title', 'fake run'],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    curve = cv2.imread(str(work_dir / 'curve.png'))
+    assert curve is not None and curve.shape[1] > curve.shape[0] > 100
+    assert curve.std() > 0, 'the figure is blank'
+
+
+def test_plot_curve_places_validation_at_last_training_iter(tmp_path):
+    scalars_file = tmp_path / 'run' / 'vis_data' / 'scalars.json'
+    write_fake_scalars(scalars_file)
+    plot_curve = load_tool(PLOTTER)
+    train_iters, losses, val_iters, val_maps = plot_curve.load_curves(scalars_file)
+    assert train_iters == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    assert len(losses) == len(train_iters)
+    assert val_iters == [50, 100]
+    assert val_maps == {'coco/bbox_mAP': [0.2, 0.4], 'coco/bbox_mAP_50': [0.3, 0.6]}
+
+    out_file = tmp_path / 'plots' / 'curve.png'
+    assert plot_curve.main([str(scalars_file), '--out', str(out_file)]) == 0
+    assert out_file.stat().st_size > 0

@@ -1,0 +1,366 @@
+#!/usr/bin/env python
+"""Generate a synthetic COCO-format detection dataset of coloured shapes.
+
+Layout written under ``--out-dir`` (default ``data/synthetic`` in the repository root)::
+
+    annotations/instances_train.json
+    annotations/instances_val.json
+    train/000000.png ...
+    val/000000.png ...
+
+Every image is ``img_size`` x ``img_size`` (BGR PNG) and holds filled, anti-aliased shapes of four classes
+(``CLASSES``) on a varied background.  Each annotation's bbox is the tight pixel box ``[x, y, w, h]`` of the whole
+shape (pixels it covers at least half, including any part hidden by a shape drawn later), clipped to the image;
+``area`` is its pixel count and ``segmentation`` its outline polygon clipped to the image.
+
+Presets:
+
+* ``easy``: 0-4 objects per image (about 7% empty), shapes 20%-60% of the image, fully inside it, solid / gradient /
+  lightly noisy backgrounds, at most 30% of any shape's pixels hidden by later shapes.
+* ``hard``: 0-12 objects (log-uniform sizes 6%-50% of the image, so small ones are common), shapes may be cut by the
+  image border, background clutter strokes that are not objects, stronger noise, up to 50% of a shape hidden.
+
+The output is deterministic for a given ``--seed``; train and val use independent streams derived from it.  The
+generation parameters are stored in each annotation file's ``info`` field: when both files exist with the requested
+parameters (and their images are present) the script leaves them alone, unless ``--force`` is given.
+"""
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CLASSES = ('circle', 'square', 'triangle', 'star')
+SPLITS = ('train', 'val')
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Bumped whenever the drawing code changes, so stale datasets are regenerated instead of silently reused.
+GENERATOR_VERSION = 2
+# Placement attempts per object before giving up on it (the image then holds fewer objects).
+MAX_PLACEMENT_TRIES = 30
+# A placed shape must cover at least this many pixels inside the image.
+MIN_OBJECT_PIXELS = 12
+# Sub-pixel precision (bits) used for cv2 drawing coordinates.
+DRAW_SHIFT = 4
+# Shapes are filled on a grid this many times finer than the image, then area-averaged (anti-aliasing).
+SUPERSAMPLING = 4
+# Corners of the regular polygon drawn as a circle, and a star's inner to outer radius ratio.
+CIRCLE_VERTICES = 48
+STAR_INNER_RATIO = 0.45
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Knobs of one difficulty preset.
+
+    Sizes are fractions of the image side and measure the diameter of the shape's circumscribed circle.
+    """
+
+    max_objects: int
+    empty_prob: float
+    size_range: tuple
+    log_uniform_size: bool
+    max_truncation: float  # fraction of the circumradius that may leave the image
+    max_occlusion: float  # fraction of an object's pixels later objects may hide
+    min_contrast: float  # mean absolute BGR difference between a shape's colour and what lies under it
+    background_noise_amplitude: float  # amplitude of the low-frequency noise of 'noise' backgrounds
+    image_noise_sigma_range: tuple  # per-pixel Gaussian noise added to the finished image
+    distractor_range: tuple  # number of clutter strokes drawn behind the objects (inclusive)
+    num_train: int
+    num_val: int
+
+
+PRESETS = {
+    'easy': Preset(max_objects=4, empty_prob=0.07, size_range=(0.2, 0.6), log_uniform_size=False,
+                   max_truncation=0.0, max_occlusion=0.3, min_contrast=70.0, background_noise_amplitude=25.0,
+                   image_noise_sigma_range=(0.0, 3.0), distractor_range=(0, 0), num_train=2000, num_val=200),
+    'hard': Preset(max_objects=12, empty_prob=0.05, size_range=(0.06, 0.5), log_uniform_size=True,
+                   max_truncation=0.4, max_occlusion=0.5, min_contrast=45.0, background_noise_amplitude=50.0,
+                   image_noise_sigma_range=(5.0, 20.0), distractor_range=(3, 10), num_train=2000, num_val=200),
+}
+
+
+def random_colour(rng):
+    """Return a random BGR colour as a float32 array."""
+    return rng.uniform(0, 255, size=3).astype(np.float32)
+
+
+def draw_background(rng, img_size, preset):
+    """Return a float32 BGR background: a solid colour, a linear gradient or a colour with smooth noise."""
+    kind = rng.choice(('solid', 'gradient', 'noise'))
+    canvas = np.empty((img_size, img_size, 3), np.float32)
+    canvas[:] = random_colour(rng)
+    if kind == 'gradient':
+        angle = rng.uniform(0, 2 * np.pi)
+        coords = np.arange(img_size, dtype=np.float32)
+        projection = np.cos(angle) * coords[None, :] + np.sin(angle) * coords[:, None]
+        weight = (projection - projection.min()) / (projection.max() - projection.min())
+        canvas = canvas * (1 - weight[..., None]) + random_colour(rng) * weight[..., None]
+    elif kind == 'noise':
+        grid_size = int(rng.integers(3, 9))
+        coarse = rng.normal(0, 1, size=(grid_size, grid_size, 3)).astype(np.float32)
+        smooth = cv2.resize(coarse, (img_size, img_size), interpolation=cv2.INTER_CUBIC)
+        canvas += preset.background_noise_amplitude * smooth
+    return canvas
+
+
+def draw_distractors(rng, canvas, num_strokes):
+    """Draw open strokes (lines, polylines, arcs) that are clutter, not objects, onto ``canvas`` in place."""
+    img_size = canvas.shape[0]
+    for _ in range(num_strokes):
+        colour = tuple(float(c) for c in random_colour(rng))
+        thickness = int(rng.integers(1, 3))
+        kind = rng.choice(('line', 'polyline', 'arc'))
+        if kind == 'line':
+            start, end = rng.integers(0, img_size, size=(2, 2))
+            cv2.line(canvas, tuple(int(v) for v in start), tuple(int(v) for v in end), colour, thickness,
+                     cv2.LINE_AA)
+        elif kind == 'polyline':
+            points = rng.integers(0, img_size, size=(int(rng.integers(3, 6)), 2)).astype(np.int32)
+            cv2.polylines(canvas, [points], False, colour, thickness, cv2.LINE_AA)
+        else:
+            centre = tuple(int(v) for v in rng.integers(0, img_size, size=2))
+            axes = tuple(int(v) for v in rng.integers(img_size // 10, img_size // 2, size=2))
+            start_angle = float(rng.uniform(0, 360))
+            sweep = float(rng.uniform(60, 240))
+            cv2.ellipse(canvas, centre, axes, float(rng.uniform(0, 180)), start_angle, start_angle + sweep, colour,
+                        thickness, cv2.LINE_AA)
+
+
+def shape_outline(category, centre, radius, rotation):
+    """Return the outline (N x 2 float, pixel-centre coordinates) of a shape with the given circumradius.
+
+    Circles are regular polygons with ``CIRCLE_VERTICES`` corners (less than 0.1 px from the true circle at these
+    sizes), so every shape is drawn and annotated from the same polygon.
+    """
+    if category == 'star':
+        angles = rotation + np.arange(10) * np.pi / 5
+        radii = np.where(np.arange(10) % 2 == 0, radius, STAR_INNER_RATIO * radius)
+    else:
+        num_corners = {'circle': CIRCLE_VERTICES, 'square': 4, 'triangle': 3}[category]
+        angles = rotation + np.arange(num_corners) * 2 * np.pi / num_corners
+        radii = np.full(num_corners, radius)
+    return np.stack([centre[0] + radii * np.cos(angles), centre[1] + radii * np.sin(angles)], axis=1)
+
+
+def rasterise(outline, img_size):
+    """Return the fraction of each pixel covered by the filled polygon ``outline`` (float32, image-clipped).
+
+    The polygon is filled at ``SUPERSAMPLING`` times the resolution and area-averaged, which gives anti-aliased
+    edges and avoids the half-pixel dilation of a direct ``cv2.fillPoly``.
+    """
+    fine_size = img_size * SUPERSAMPLING
+    fine_outline = (outline + 0.5) * SUPERSAMPLING - 0.5  # pixel-centre coordinates of the fine grid
+    fine_mask = np.zeros((fine_size, fine_size), np.uint8)
+    cv2.fillPoly(fine_mask, [np.round(fine_outline * (1 << DRAW_SHIFT)).astype(np.int32)], 1, cv2.LINE_8,
+                 DRAW_SHIFT)
+    return cv2.resize(fine_mask.astype(np.float32), (img_size, img_size), interpolation=cv2.INTER_AREA)
+
+
+def clip_polygon(vertices, img_size):
+    """Clip a polygon to the square ``[0, img_size]^2`` (Sutherland-Hodgman); return the clipped vertices."""
+    if np.all((vertices >= 0) & (vertices <= img_size)):
+        return vertices
+    for axis in (0, 1):
+        for bound, keep_below in ((0.0, False), (float(img_size), True)):
+            def inside(point):
+                return point[axis] <= bound if keep_below else point[axis] >= bound
+
+            clipped = []
+            for current, following in zip(vertices, np.roll(vertices, -1, axis=0)):
+                current_inside, following_inside = inside(current), inside(following)
+                if current_inside:
+                    clipped.append(current)
+                if current_inside != following_inside:
+                    fraction = (bound - current[axis]) / (following[axis] - current[axis])
+                    clipped.append(current + fraction * (following - current))
+            vertices = np.array(clipped).reshape(-1, 2)
+    return vertices
+
+
+def sample_radius(rng, img_size, preset):
+    """Sample a circumradius in pixels from the preset's size range (uniform or log-uniform)."""
+    low, high = preset.size_range
+    if preset.log_uniform_size:
+        diameter_frac = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    else:
+        diameter_frac = float(rng.uniform(low, high))
+    return diameter_frac * img_size / 2
+
+
+def pick_fill_colour(rng, canvas, mask, min_contrast):
+    """Return a colour that stands out from the pixels under ``mask``, falling back to their complement."""
+    underlying = canvas[mask].mean(axis=0)
+    for _ in range(10):
+        colour = random_colour(rng)
+        if np.abs(colour - underlying).mean() >= min_contrast:
+            return colour
+    return 255 - np.clip(underlying, 0, 255)
+
+
+def annotate(mask, outline):
+    """Return the COCO ``bbox``, ``area`` and ``segmentation`` of one shape.
+
+    ``bbox`` ([x, y, w, h] floats) is the tight box of the shape's pixels (``mask``: at least half covered) and
+    ``area`` their count; ``segmentation`` is the outline clipped to the image, in COCO coordinates (pixel ``i``
+    spans ``[i, i + 1)``).
+    """
+    ys, xs = np.nonzero(mask)
+    x_min, y_min = int(xs.min()), int(ys.min())
+    width, height = int(xs.max()) - x_min + 1, int(ys.max()) - y_min + 1
+    polygon = clip_polygon(outline + 0.5, mask.shape[0])
+    return dict(bbox=[float(x_min), float(y_min), float(width), float(height)], area=float(mask.sum()),
+                segmentation=[[round(float(v), 2) for v in polygon.reshape(-1)]])
+
+
+def generate_image(rng, img_size, preset):
+    """Draw one image; return the uint8 BGR image and its objects (``category_id``, ``bbox``, ``area``, ...)."""
+    canvas = draw_background(rng, img_size, preset)
+    draw_distractors(rng, canvas, int(rng.integers(preset.distractor_range[0], preset.distractor_range[1] + 1)))
+    num_objects = 0 if rng.random() < preset.empty_prob else int(rng.integers(1, preset.max_objects + 1))
+
+    owner = np.full((img_size, img_size), -1, np.int32)  # index of the object visible at each pixel, -1 if none
+    visible_pixels, full_pixels, objects = [], [], []
+    for _ in range(num_objects):
+        category_index = int(rng.integers(len(CLASSES)))
+        for _ in range(MAX_PLACEMENT_TRIES):
+            radius = sample_radius(rng, img_size, preset)
+            margin = radius * (1 - preset.max_truncation)
+            centre = rng.uniform(margin, img_size - margin, size=2)
+            outline = shape_outline(CLASSES[category_index], centre, radius, rng.uniform(0, 2 * np.pi))
+            coverage = rasterise(outline, img_size)
+            mask = coverage >= 0.5
+            if mask.sum() < MIN_OBJECT_PIXELS:
+                continue
+            hidden = np.bincount(owner[mask & (owner >= 0)], minlength=len(objects))
+            remaining = np.array(visible_pixels) - hidden
+            if np.all(remaining >= (1 - preset.max_occlusion) * np.array(full_pixels)):
+                break
+        else:  # no acceptable placement: the image gets one object fewer
+            continue
+        colour = pick_fill_colour(rng, canvas, mask, preset.min_contrast)
+        canvas += coverage[..., None] * (colour - canvas)
+        owner[mask] = len(objects)
+        visible_pixels = list(remaining) + [int(mask.sum())]
+        full_pixels.append(int(mask.sum()))
+        objects.append(dict(category_id=category_index + 1, **annotate(mask, outline)))
+
+    canvas += rng.normal(0, rng.uniform(*preset.image_noise_sigma_range), size=canvas.shape).astype(np.float32)
+    return np.clip(np.round(canvas), 0, 255).astype(np.uint8), objects
+
+
+def generation_params(preset_name, split, num_images, img_size, seed):
+    """Return the parameters stored in ``info`` that identify one split's content."""
+    return dict(preset=preset_name, split=split, num_images=num_images, img_size=img_size, seed=seed,
+                generator_version=GENERATOR_VERSION)
+
+
+def is_up_to_date(ann_file, image_dir, params):
+    """Whether ``ann_file`` exists, was generated with ``params`` and all its images exist."""
+    if not ann_file.is_file():
+        return False
+    try:
+        coco = json.loads(ann_file.read_text())
+    except json.JSONDecodeError:
+        return False
+    if coco.get('info', {}).get('generation_params') != params:
+        return False
+    return all((image_dir / image['file_name']).is_file() for image in coco['images'])
+
+
+def generate_split(out_dir, split, params, preset, seed_sequence):
+    """Write one split's images and annotation file; return the COCO dict."""
+    image_dir = out_dir / split
+    image_dir.mkdir(parents=True, exist_ok=True)
+    for stale_image in image_dir.glob('*.png'):
+        stale_image.unlink()
+    rng = np.random.default_rng(seed_sequence)
+    images, annotations = [], []
+    for image_index in range(params['num_images']):
+        image, objects = generate_image(rng, params['img_size'], preset)
+        file_name = f'{image_index:06d}.png'
+        if not cv2.imwrite(str(image_dir / file_name), image):
+            raise OSError(f'could not write {image_dir / file_name}')
+        image_id = image_index + 1
+        images.append(dict(id=image_id, file_name=file_name, width=params['img_size'], height=params['img_size']))
+        for obj in objects:
+            annotations.append(dict(id=len(annotations) + 1, image_id=image_id, iscrowd=0, **obj))
+    coco = dict(
+        info=dict(description=f'pix2seq-mmdet synthetic shapes ({params["preset"]}, {split})', version='1.0',
+                  generation_params=params, preset_settings=asdict(preset)),
+        licenses=[],
+        images=images,
+        annotations=annotations,
+        categories=[dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(CLASSES)],
+    )
+    ann_file = out_dir / 'annotations' / f'instances_{split}.json'
+    ann_file.parent.mkdir(parents=True, exist_ok=True)
+    # Written last and atomically: a present annotation file means its images are complete.
+    tmp_file = ann_file.with_suffix('.json.tmp')
+    tmp_file.write_text(json.dumps(coco))
+    tmp_file.replace(ann_file)
+    return coco
+
+
+def summarise(split, coco):
+    """Print image, empty-image and per-class instance counts of one split."""
+    per_class = Counter(ann['category_id'] for ann in coco['annotations'])
+    non_empty = len({ann['image_id'] for ann in coco['annotations']})
+    counts = ', '.join(f'{name}={per_class[i + 1]}' for i, name in enumerate(CLASSES))
+    print(f'  {split}: {len(coco["images"])} images ({len(coco["images"]) - non_empty} empty), '
+          f'{len(coco["annotations"])} objects: {counts}')
+
+
+def parse_args(argv=None):
+    """Parse command-line arguments; preset-specific defaults fill unset image counts."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='easy', help='difficulty preset')
+    parser.add_argument('--out-dir', type=Path, default=REPO_ROOT / 'data' / 'synthetic', help='output directory')
+    parser.add_argument('--num-train', type=int, help='training images (default: preset-specific, 2000)')
+    parser.add_argument('--num-val', type=int, help='validation images (default: preset-specific, 200)')
+    parser.add_argument('--img-size', type=int, default=128, help='side of the square images in pixels')
+    parser.add_argument('--seed', type=int, default=0, help='random seed (train and val streams derive from it)')
+    parser.add_argument('--force', action='store_true', help='regenerate even if an identical dataset exists')
+    args = parser.parse_args(argv)
+    preset = PRESETS[args.preset]
+    args.num_train = preset.num_train if args.num_train is None else args.num_train
+    args.num_val = preset.num_val if args.num_val is None else args.num_val
+    if args.num_train < 0 or args.num_val < 0:
+        parser.error('--num-train and --num-val must be non-negative')
+    if args.img_size < 16:
+        parser.error('--img-size must be at least 16')
+    return args
+
+
+def main(argv=None):
+    """Generate (or reuse) the dataset described by the command line."""
+    args = parse_args(argv)
+    preset = PRESETS[args.preset]
+    out_dir = args.out_dir.resolve()
+    split_sizes = dict(train=args.num_train, val=args.num_val)
+    params = {split: generation_params(args.preset, split, split_sizes[split], args.img_size, args.seed)
+              for split in SPLITS}
+    ann_files = {split: out_dir / 'annotations' / f'instances_{split}.json' for split in SPLITS}
+
+    if not args.force and all(is_up_to_date(ann_files[s], out_dir / s, params[s]) for s in SPLITS):
+        print(f'Synthetic dataset in {out_dir} is up to date ({args.preset}, seed {args.seed}); '
+              'nothing to do (use --force to regenerate).')
+        return 0
+
+    start = time.perf_counter()
+    seed_sequences = dict(zip(SPLITS, np.random.SeedSequence(args.seed).spawn(len(SPLITS))))
+    cocos = {split: generate_split(out_dir, split, params[split], preset, seed_sequences[split]) for split in SPLITS}
+    print(f'Wrote synthetic dataset ({args.preset}, seed {args.seed}, {args.img_size}px) to {out_dir} '
+          f'in {time.perf_counter() - start:.1f}s')
+    print(f'Classes: {CLASSES}')
+    for split in SPLITS:
+        summarise(split, cocos[split])
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
