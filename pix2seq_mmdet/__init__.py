@@ -1,4 +1,5 @@
 """Pix2Seq for MMDetection 3.x.  Importing the package registers its modules in mmdet's registries."""
+from . import checkpoint  # noqa: F401  (registers the local checkpoint loader)
 from .decoding import DecodingCache, DecodingConfig, decode_sequences
 from .head import Pix2SeqHead
 from .pix2seq import Pix2Seq

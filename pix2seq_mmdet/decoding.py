@@ -13,9 +13,11 @@ Strategies (``DecodingConfig.strategy``):
       searching; the returned beam of each image is the one with the highest *mean* token log-probability (sum
       divided by its length up to and including EOS), so short and long object lists compete fairly.
 
-Whatever the strategy, once a sequence has produced EOS every later token is PAD, and the score of the object in
-slot ``k`` comes from the logits at its class position: softmax restricted to the real-class tokens (FAKE and all
-non-class tokens excluded), as in the official implementation.
+Whatever the strategy, once a sequence has produced EOS every later token is PAD, and the class and score of the
+object in slot ``k`` come from the logits at its class position: the class is the most probable *real* class (FAKE
+and all non-class tokens excluded), its score that class's probability under the softmax over the whole vocabulary,
+as the official implementation computes it (``decode_object_seq_to_bbox``), so a slot the model takes for noise
+(mass on FAKE) scores low.  ``renormalize_scores=True`` renormalises the softmax over the real classes instead.
 """
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
@@ -45,6 +47,8 @@ class DecodingConfig:
             host synchronisation in the loop); otherwise decode all ``max_objects`` slots, as the paper does.
         use_cache (bool): Incremental decoding with the key/value cache; ``False`` re-runs the full decoder on the
             whole prefix at every step (the slow path of other implementations, kept for comparison).
+        renormalize_scores (bool): Class probabilities renormalised over the real classes instead of the official
+            whole-vocabulary softmax.
     """
     strategy: str = 'nucleus'
     temperature: float = 1.0
@@ -54,6 +58,7 @@ class DecodingConfig:
     constrained: bool = False
     stop_at_eos: bool = False
     use_cache: bool = True
+    renormalize_scores: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -142,9 +147,11 @@ def select_next_token(logits: Tensor, cfg: DecodingConfig, generator: Optional[t
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
-def _real_class_probs(logits: Tensor, tokenizer: Pix2SeqTokenizer) -> Tensor:
-    """(N, V) logits -> (N, C) softmax over the real-class tokens only."""
-    return logits[:, tokenizer.CLASS_OFFSET:tokenizer.coord_offset].float().softmax(-1)
+def class_probabilities(logits: Tensor, tokenizer: Pix2SeqTokenizer, renormalize: bool = False) -> Tensor:
+    """(N, V) logits at class positions -> (N, C) probabilities of the real classes: their share of the softmax over
+    the whole vocabulary, or, when ``renormalize``, the softmax over the real-class tokens alone."""
+    real = slice(tokenizer.CLASS_OFFSET, tokenizer.coord_offset)
+    return logits[:, real].softmax(-1) if renormalize else logits.softmax(-1)[:, real]
 
 
 def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokenizer: Pix2SeqTokenizer,
@@ -189,7 +196,7 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
         if not use_beams:
             next_tokens = select_next_token(logits, cfg, generator)
             if is_class_position:
-                class_probs[:, slot] = _real_class_probs(logits, tokenizer)
+                class_probs[:, slot] = class_probabilities(logits, tokenizer, cfg.renormalize_scores)
         else:
             log_probs = logits.log_softmax(-1)
             # an ended beam can only continue with PAD, at no cost
@@ -202,7 +209,7 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
             next_tokens = (flat_index % log_probs.shape[-1]).flatten()
             tokens, finished, lengths, class_probs = tokens[rows], finished[rows], lengths[rows], class_probs[rows]
             if is_class_position:
-                class_probs[:, slot] = _real_class_probs(logits, tokenizer)[rows]
+                class_probs[:, slot] = class_probabilities(logits, tokenizer, cfg.renormalize_scores)[rows]
             reorder(rows)
         next_tokens = torch.where(finished, tokenizer.PAD, next_tokens)
         newly_ended = ~finished & (next_tokens == tokenizer.EOS)

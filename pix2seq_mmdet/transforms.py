@@ -197,8 +197,13 @@ class PackPix2SeqInputs(PackDetInputs):
     """mmdet's ``PackDetInputs`` that also moves the Pix2Seq sequences into the data sample.
 
     ``input_tokens``, ``target_tokens`` and ``token_weights`` (each (L,)) become fields of the ``DetDataSample``
-    of the same names, which the detector stacks into (B, L) tensors.
+    of the same names, which the detector stacks into (B, L) tensors.  ``pad_shape``, the frame the coordinates are
+    normalised to, is kept in the metainfo by default.
     """
+
+    def __init__(self, meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
+                                  'flip', 'flip_direction')) -> None:
+        super().__init__(meta_keys=meta_keys)
 
     def transform(self, results: dict) -> dict:
         packed = super().transform(results)

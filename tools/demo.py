@@ -2,7 +2,7 @@
 (through mmdet's DetInferencer).
 
 Example:
-    python tools/demo.py data/synthetic/val configs/pix2seq_r18_1xb32-12e_synthetic.py \
+    python tools/demo.py data/synthetic/val configs/pix2seq_r18-tiny_1xb8-26e_synthetic.py \
         work_dirs/synthetic-easy/epoch_12.pth --out-dir work_dirs/demo --score-thr 0.3
 """
 import argparse

@@ -161,24 +161,26 @@ def rasterise(outline, img_size):
     return cv2.resize(fine_mask.astype(np.float32), (img_size, img_size), interpolation=cv2.INTER_AREA)
 
 
+def clip_to_half_plane(vertices, axis, bound, keep_below):
+    """Keep the part of a polygon where coordinate ``axis`` is <= ``bound`` (``keep_below``) or >= ``bound``."""
+    def inside(point):
+        return point[axis] <= bound if keep_below else point[axis] >= bound
+
+    clipped = []
+    for current, following in zip(vertices, np.roll(vertices, -1, axis=0)):
+        if inside(current):
+            clipped.append(current)
+        if inside(current) != inside(following):
+            fraction = (bound - current[axis]) / (following[axis] - current[axis])
+            clipped.append(current + fraction * (following - current))
+    return np.array(clipped).reshape(-1, 2)
+
+
 def clip_polygon(vertices, img_size):
     """Clip a polygon to the square ``[0, img_size]^2`` (Sutherland-Hodgman); return the clipped vertices."""
-    if np.all((vertices >= 0) & (vertices <= img_size)):
-        return vertices
     for axis in (0, 1):
-        for bound, keep_below in ((0.0, False), (float(img_size), True)):
-            def inside(point):
-                return point[axis] <= bound if keep_below else point[axis] >= bound
-
-            clipped = []
-            for current, following in zip(vertices, np.roll(vertices, -1, axis=0)):
-                current_inside, following_inside = inside(current), inside(following)
-                if current_inside:
-                    clipped.append(current)
-                if current_inside != following_inside:
-                    fraction = (bound - current[axis]) / (following[axis] - current[axis])
-                    clipped.append(current + fraction * (following - current))
-            vertices = np.array(clipped).reshape(-1, 2)
+        vertices = clip_to_half_plane(vertices, axis, 0.0, keep_below=False)
+        vertices = clip_to_half_plane(vertices, axis, float(img_size), keep_below=True)
     return vertices
 
 
@@ -212,7 +214,9 @@ def annotate(mask, outline):
     ys, xs = np.nonzero(mask)
     x_min, y_min = int(xs.min()), int(ys.min())
     width, height = int(xs.max()) - x_min + 1, int(ys.max()) - y_min + 1
-    polygon = clip_polygon(outline + 0.5, mask.shape[0])
+    polygon = outline + 0.5
+    if not np.all((polygon >= 0) & (polygon <= mask.shape[0])):
+        polygon = clip_polygon(polygon, mask.shape[0])
     return dict(bbox=[float(x_min), float(y_min), float(width), float(height)], area=float(mask.sum()),
                 segmentation=[[round(float(v), 2) for v in polygon.reshape(-1)]])
 

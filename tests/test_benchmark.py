@@ -1,0 +1,88 @@
+"""tools/benchmark.py --tiny end to end: every section and field in the JSON, positive times, consistent derived
+figures and ratios.  Speed itself is never asserted."""
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+COMMON_FIELDS = {'section', 'model', 'batch', 'runs', 'warmup_runs', 'single_run', 'times_s', 'median_s', 'ratio',
+                 'peak_mem_mb'}
+SECTION_FIELDS = {
+    'decode': COMMON_FIELDS | {'decoder', 'objects', 'tokens', 'memory_positions', 'ms_per_run', 'tokens_per_s'},
+    'infer': COMMON_FIELDS | {'size', 'images', 's_per_image'},
+    'train': COMMON_FIELDS | {'size', 'images', 's_per_image'},
+}
+# (variant field, numerator, denominator) of each section's ratio
+RATIOS = {'decode': ('decoder', 'full', 'cached'), 'infer': ('model', 'pix2seq', 'detr'),
+          'train': ('model', 'pix2seq', 'detr')}
+
+
+@pytest.fixture(scope='module')
+def tiny_report(tmp_path_factory):
+    """The tiny benchmark's JSON report and its printed output."""
+    out_dir = tmp_path_factory.mktemp('benchmark')
+    json_path, plot_path = out_dir / 'tmp.json', out_dir / 'decode.png'
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1')
+    result = subprocess.run(
+        [sys.executable, 'tools/benchmark.py', '--tiny', '--json', str(json_path), '--plot', str(plot_path)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert plot_path.stat().st_size > 0
+    return json.loads(json_path.read_text()), result.stdout
+
+
+def test_report_header_and_tables(tiny_report):
+    report, stdout = tiny_report
+    assert {'command', 'settings', 'environment', 'peak_memory_method', 'ratio_definitions', 'total_s',
+            'rows'} <= set(report)
+    assert stdout.splitlines()[0] == f"$ {report['command']}"
+    assert '--tiny' in report['command'] and report['settings']['tiny']
+    for title in ('Decoding', 'Inference end to end', 'Training iteration'):
+        assert title in stdout
+
+
+def test_every_section_and_field(tiny_report):
+    rows = tiny_report[0]['rows']
+    settings = tiny_report[0]['settings']
+    assert {row['section'] for row in rows} == set(SECTION_FIELDS)
+    for row in rows:
+        assert set(row) == SECTION_FIELDS[row['section']], row
+    decode = [row for row in rows if row['section'] == 'decode']
+    assert {row['decoder'] for row in decode} == {'cached', 'full'}
+    for section in ('infer', 'train'):
+        assert {row['model'] for row in rows if row['section'] == section} == {'pix2seq', 'detr'}
+    assert all(row['tokens'] == 5 * row['objects'] for row in decode)
+    assert all(row['batch'] == settings['train_batch'] for row in rows if row['section'] == 'train')
+
+
+def test_times_positive_and_figures_consistent(tiny_report):
+    for row in tiny_report[0]['rows']:
+        assert row['runs'] == len(row['times_s']) >= 1
+        assert all(time > 0 for time in row['times_s'])
+        assert row['median_s'] == pytest.approx(statistics.median(row['times_s']))
+        assert row['peak_mem_mb'] >= 0
+        if row['section'] == 'decode':
+            assert row['ms_per_run'] == pytest.approx(1000 * row['median_s'])
+            assert row['tokens_per_s'] == pytest.approx(row['batch'] * row['tokens'] / row['median_s'])
+        else:
+            assert row['s_per_image'] == pytest.approx(row['median_s'] / row['images'])
+
+
+def test_ratios_are_quotients_of_medians(tiny_report):
+    rows = tiny_report[0]['rows']
+    for section, (field, numerator, denominator) in RATIOS.items():
+        section_rows = [row for row in rows if row['section'] == section]
+        pair_fields = ('batch', 'objects') if section == 'decode' else ('batch', 'size')
+        pairs = {}
+        for row in section_rows:
+            pairs.setdefault(tuple(row[key] for key in pair_fields), {})[row[field]] = row
+        assert pairs
+        for pair in pairs.values():
+            expected = pair[numerator]['median_s'] / pair[denominator]['median_s']
+            assert pair[numerator]['ratio'] == pytest.approx(expected)
+            assert pair[denominator]['ratio'] == pytest.approx(expected)
