@@ -154,6 +154,31 @@ def class_probabilities(logits: Tensor, tokenizer: Pix2SeqTokenizer, renormalize
     return logits[:, real].softmax(-1) if renormalize else logits.softmax(-1)[:, real]
 
 
+def _beam_step(logits: Tensor, beam_scores: Tensor, finished: Tensor, row_base: Tensor,
+               pad_token: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """Extend every beam by one token and keep the ``W`` best of the ``W * V`` candidates of each image.
+
+    Args:
+        logits (Tensor): (B * W, V) next-token logits, beams of an image in consecutive rows.
+        beam_scores (Tensor): (B, W) summed log-probabilities so far.
+        finished (Tensor): (B * W,) bool, beams that produced EOS; they can only continue with PAD, at no cost.
+        row_base (Tensor): (B, 1) first row of each image.
+        pad_token (int): The PAD id.
+
+    Returns:
+        tuple: new ``beam_scores`` (B, W), the parent ``rows`` (B * W,) and the ``next_tokens`` (B * W,).
+    """
+    batch_size, beam_width = beam_scores.shape
+    log_probs = logits.log_softmax(-1)
+    ended_row = torch.full_like(log_probs[0], float('-inf'))
+    ended_row[pad_token] = 0
+    log_probs = torch.where(finished[:, None], ended_row, log_probs)
+    candidates = (beam_scores[..., None] + log_probs.view(batch_size, beam_width, -1)).flatten(1)
+    beam_scores, flat_index = candidates.topk(beam_width, dim=-1)
+    vocab_size = log_probs.shape[-1]
+    return beam_scores, (row_base + flat_index // vocab_size).flatten(), (flat_index % vocab_size).flatten()
+
+
 def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokenizer: Pix2SeqTokenizer,
                      cfg: DecodingConfig, reorder: Optional[Callable[[Tensor], None]] = None,
                      generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
@@ -198,15 +223,7 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
             if is_class_position:
                 class_probs[:, slot] = class_probabilities(logits, tokenizer, cfg.renormalize_scores)
         else:
-            log_probs = logits.log_softmax(-1)
-            # an ended beam can only continue with PAD, at no cost
-            ended_row = torch.full_like(log_probs[0], float('-inf'))
-            ended_row[tokenizer.PAD] = 0
-            log_probs = torch.where(finished[:, None], ended_row, log_probs)
-            candidates = (beam_scores[..., None] + log_probs.view(batch_size, beam_width, -1)).flatten(1)
-            beam_scores, flat_index = candidates.topk(beam_width, dim=-1)
-            rows = (row_base + flat_index // log_probs.shape[-1]).flatten()
-            next_tokens = (flat_index % log_probs.shape[-1]).flatten()
+            beam_scores, rows, next_tokens = _beam_step(logits, beam_scores, finished, row_base, tokenizer.PAD)
             tokens, finished, lengths, class_probs = tokens[rows], finished[rows], lengths[rows], class_probs[rows]
             if is_class_position:
                 class_probs[:, slot] = class_probabilities(logits, tokenizer, cfg.renormalize_scores)[rows]

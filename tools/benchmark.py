@@ -487,7 +487,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--gt-boxes', type=positive_int, default=10, help='train: random ground-truth boxes per image')
     parser.add_argument('--warmup', type=non_negative_int, default=1, help='untimed runs per row')
     parser.add_argument('--repeats', type=positive_int, default=3, help='timed runs per row (median reported)')
-    parser.add_argument('--long-run', type=float, default=10.0,
+    parser.add_argument('--long-run', type=float, default=3.0,
                         help='seconds: a warm-up run slower than this is the only sample of its row')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--amp', action='store_true', help='autocast: fp16 on CUDA, bf16 on CPU')
