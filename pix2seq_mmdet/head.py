@@ -11,10 +11,8 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from .decoding import DecodingCache, DecodingConfig, decode_sequences
-from .tokenizer import TOKENS_PER_OBJECT, Pix2SeqTokenizer
+from .tokenizer import SEQUENCE_KEYS, Pix2SeqTokenizer
 from .transformer import TransformerLayer
-
-SEQUENCE_FIELDS = ('input_tokens', 'target_tokens', 'token_weights')
 
 
 @MODELS.register_module()
@@ -120,7 +118,7 @@ class Pix2SeqHead(BaseModule):
     def _stack_sequences(self, batch_data_samples: SampleList) -> Tuple[Tensor, Tensor, Tensor]:
         """Collect ``input_tokens``, ``target_tokens`` and ``token_weights`` (B, L) written by the pipeline."""
         stacked = []
-        for field in SEQUENCE_FIELDS:
+        for field in SEQUENCE_KEYS:
             if not all(field in sample for sample in batch_data_samples):
                 raise KeyError(f'Pix2SeqHead.loss: data samples lack "{field}"; the training pipeline must contain '
                                "Pix2SeqSequenceAug followed by PackPix2SeqInputs")

@@ -23,6 +23,8 @@ from torch import Tensor
 
 OBJECT_ORDERS = ('random', 'area', 'dist2ori', 'none')
 TOKENS_PER_OBJECT = 5
+# the per-token training tensors the pipeline writes into each data sample, each of shape (seq_len,)
+SEQUENCE_KEYS = ('input_tokens', 'target_tokens', 'token_weights')
 
 
 class Pix2SeqTokenizer:
@@ -69,10 +71,6 @@ class Pix2SeqTokenizer:
     def is_coord(self, tokens: Tensor) -> Tensor:
         """Boolean mask of coordinate tokens, same shape as ``tokens``."""
         return tokens >= self.coord_offset
-
-    def is_real_class(self, tokens: Tensor) -> Tensor:
-        """Boolean mask of real-class tokens (FAKE excluded), same shape as ``tokens``."""
-        return (tokens >= self.CLASS_OFFSET) & (tokens < self.coord_offset)
 
     # -------------------------------------------------------------- quantisation
     def quantize(self, coords: Tensor) -> Tensor:

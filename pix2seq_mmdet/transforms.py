@@ -12,11 +12,10 @@ from mmdet.datasets.transforms import PackDetInputs
 from mmdet.registry import TRANSFORMS
 from torch import Tensor
 
-from .tokenizer import OBJECT_ORDERS, TOKENS_PER_OBJECT, Pix2SeqTokenizer
+from .tokenizer import OBJECT_ORDERS, SEQUENCE_KEYS, TOKENS_PER_OBJECT, Pix2SeqTokenizer
 
 NOISE_MODES = ('paper', 'random_only', 'none')
 CLASS_CORRUPTIONS = ('none', 'rand_cls', 'real_n_fake_cls', 'rand_n_fake_cls')
-SEQUENCE_KEYS = ('input_tokens', 'target_tokens', 'token_weights')
 
 
 def _truncated_normal(shape: Tuple[int, ...], std: float, bound: float) -> Tensor:

@@ -52,7 +52,8 @@ from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
 
 from pix2seq_mmdet.decoding import DecodingConfig  # noqa: E402
-from pix2seq_mmdet.transforms import SEQUENCE_KEYS, Pix2SeqSequenceAug  # noqa: E402
+from pix2seq_mmdet.tokenizer import SEQUENCE_KEYS  # noqa: E402
+from pix2seq_mmdet.transforms import Pix2SeqSequenceAug  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
