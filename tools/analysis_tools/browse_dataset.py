@@ -2,7 +2,7 @@
 the token sequence as text.
 
 Example:
-    python tools/analysis_tools/browse_dataset.py configs/pix2seq_r18-tiny_1xb16-30e_synthetic.py --out-dir vis --num 4
+    python tools/analysis_tools/browse_dataset.py configs/pix2seq_r18-tiny_1xb16-30e_synthetic.py --out-dir vis --num 4 --scale 4
 writes vis/{index}_{image}.png and vis/{index}_{image}.txt.
 """
 import argparse
@@ -27,6 +27,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out-dir', default='work_dirs/browse_dataset', help='where to write PNG and TXT files')
     parser.add_argument('--num', type=int, default=4, help='number of samples to draw')
     parser.add_argument('--seed', type=int, default=0, help='seed of the augmentation')
+    parser.add_argument('--scale', type=float, default=1.0, help='enlarge the drawings (e.g. 4 for 128-px images)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
     return parser.parse_args()
 
@@ -66,10 +67,10 @@ def main() -> None:
     for index in range(min(args.num, len(dataset))):
         item = dataset[index]
         sample = item['data_samples']
-        image = mmcv.bgr2rgb(item['inputs'].permute(1, 2, 0).numpy())
+        image = mmcv.imrescale(mmcv.bgr2rgb(item['inputs'].permute(1, 2, 0).numpy()), args.scale)
         pad_h, pad_w = sample.metainfo['pad_shape'][:2]
         boxes, class_tokens, valid = tokenizer.decode(sample.target_tokens)
-        boxes = boxes[valid][:, [1, 0, 3, 2]] * torch.tensor([pad_w, pad_h, pad_w, pad_h])
+        boxes = boxes[valid][:, [1, 0, 3, 2]] * torch.tensor([pad_w, pad_h, pad_w, pad_h]) * args.scale
         is_noise = class_tokens[valid] == tokenizer.FAKE
         visualizer.set_image(image)
         if is_noise.any():
