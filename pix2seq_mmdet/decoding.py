@@ -204,9 +204,9 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
     tokens = torch.full((num_rows, seq_len), tokenizer.PAD, dtype=torch.long, device=device)
     class_probs = torch.zeros(num_rows, tokenizer.max_objects, tokenizer.num_classes, device=device)
     finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
-    lengths = torch.full((num_rows, ), seq_len, dtype=torch.long, device=device)
     constraint = position_constraint(tokenizer, device) if cfg.constrained else None
     if use_beams:
+        lengths = torch.full((num_rows, ), seq_len, dtype=torch.long, device=device)  # up to and including EOS
         beam_scores = torch.zeros(batch_size, beam_width, device=device)
         beam_scores[:, 1:] = float('-inf')  # all beams start identical: expand the first one only
         row_base = torch.arange(batch_size, device=device)[:, None] * beam_width
@@ -230,7 +230,8 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
             reorder(rows)
         next_tokens = torch.where(finished, tokenizer.PAD, next_tokens)
         newly_ended = ~finished & (next_tokens == tokenizer.EOS)
-        lengths = torch.where(newly_ended, position + 1, lengths)
+        if use_beams:
+            lengths = torch.where(newly_ended, position + 1, lengths)
         finished = finished | newly_ended
         tokens[:, position] = next_tokens
         current = next_tokens[:, None]
