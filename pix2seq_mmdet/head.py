@@ -25,20 +25,24 @@ class Pix2SeqHead(BaseModule):
     Args:
         tokenizer (dict): ``Pix2SeqTokenizer`` arguments (``num_classes``, ``num_bins``, ``max_objects``); the
             training pipeline's ``Pix2SeqSequenceAug`` must use the same values.
-        in_channels (int): Width of the encoder memory.
         embed_dims (int): Decoder width ``D``.
         num_layers (int): Decoder layers.
         num_heads (int): Attention heads.
         ffn_dims (int): Feed-forward hidden width.
         dropout (float): Dropout rate.
         drop_path (float): Stochastic depth rate.
+        coord_target_sigma (float): Standard deviation, in bins, of a Gaussian soft target for coordinate tokens
+            (a convergence option, not in the paper): the loss of a coordinate token becomes the cross-entropy
+            against that Gaussian over the bins, so a prediction one bin off is nearly right, which teaches the
+            order of the bins from the start (the logged ``coord_ce`` then includes the target's own entropy).
+            0 (default): the paper's one-hot target.
         test_cfg (dict, optional): :class:`DecodingConfig` fields plus ``max_per_img`` (default 100).
         init_cfg (dict, optional): mmengine initialisation config.
     """
 
-    def __init__(self, tokenizer: dict, in_channels: int = 256, embed_dims: int = 256, num_layers: int = 6,
+    def __init__(self, tokenizer: dict, embed_dims: int = 256, num_layers: int = 6,
                  num_heads: int = 8, ffn_dims: int = 1024, dropout: float = 0.1, drop_path: float = 0.1,
-                 train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
+                 coord_target_sigma: float = 0.0, train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.tokenizer = Pix2SeqTokenizer(**tokenizer)
@@ -47,7 +51,12 @@ class Pix2SeqHead(BaseModule):
         self.decoding_cfg = DecodingConfig(**test_cfg)
         self.num_heads = num_heads
         self.embed_dims = embed_dims
-        self.memory_proj = nn.Sequential(nn.Linear(in_channels, embed_dims), nn.LayerNorm(embed_dims))
+        self.ffn_dims = ffn_dims
+        self.dropout = dropout
+        self.drop_path = drop_path
+        if coord_target_sigma < 0:
+            raise ValueError(f'Pix2SeqHead: coord_target_sigma must be >= 0 (bins), got {coord_target_sigma}')
+        self.coord_target_sigma = coord_target_sigma
         self.token_embed = nn.Embedding(self.tokenizer.vocab_size, embed_dims)
         self.pos_embed = nn.Embedding(self.tokenizer.seq_len, embed_dims)
         self.layers = nn.ModuleList(
@@ -67,8 +76,7 @@ class Pix2SeqHead(BaseModule):
 
     # ------------------------------------------------------------------ decoder
     def _project_memory(self, memory: Tensor, memory_mask: Optional[Tensor]):
-        """(B, S, C) memory, optional (B, S) padding mask -> per-layer cross-attention keys/values and mask."""
-        memory = self.memory_proj(memory)
+        """(B, S, D) memory, optional (B, S) padding mask -> per-layer cross-attention keys/values and mask."""
         memory_key_value = [layer.cross_attn.project_key_value(memory) for layer in self.layers]
         memory_attn_mask = None if memory_mask is None else ~memory_mask[:, None, None, :]
         return memory_key_value, memory_attn_mask
@@ -86,7 +94,7 @@ class Pix2SeqHead(BaseModule):
         """Teacher-forced decoding of whole sequences.
 
         Args:
-            memory (Tensor): (B, S, C) encoder output.
+            memory (Tensor): (B, S, D) encoder output projected to the decoder width.
             memory_mask (Tensor, optional): (B, S) bool, True at padded positions.
             input_tokens (Tensor): (B, T) int64, BOS first.
 
@@ -136,6 +144,20 @@ class Pix2SeqHead(BaseModule):
                              'num_classes and num_bins')
         return input_tokens, target_tokens, token_weights.float()
 
+    def _token_cross_entropy(self, logits: Tensor, target_tokens: Tensor) -> Tensor:
+        """(B, L, V) logits and (B, L) targets -> (B, L) cross-entropy; coordinate targets are Gaussian over the
+        bins when ``coord_target_sigma`` > 0."""
+        log_probs = logits.float().log_softmax(-1)
+        token_ce = -log_probs.gather(-1, target_tokens[..., None]).squeeze(-1)
+        if self.coord_target_sigma == 0:
+            return token_ce
+        tokenizer = self.tokenizer
+        bins = torch.arange(tokenizer.num_bins, device=logits.device, dtype=log_probs.dtype)
+        target_bins = (target_tokens - tokenizer.coord_offset).clamp(min=0)[..., None].to(log_probs.dtype)
+        soft_target = (-0.5 * ((bins - target_bins) / self.coord_target_sigma)**2).softmax(-1)  # (B, L, bins)
+        soft_ce = -(soft_target * log_probs[..., tokenizer.coord_offset:]).sum(-1)
+        return torch.where(tokenizer.is_coord(target_tokens), soft_ce, token_ce)
+
     def loss(self, memory: Tensor, memory_mask: Optional[Tensor], batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Weighted softmax cross-entropy over the vocabulary, normalised by the sum of the token weights.
 
@@ -144,9 +166,7 @@ class Pix2SeqHead(BaseModule):
         their names do not contain "loss").
         """
         input_tokens, target_tokens, token_weights = self._stack_sequences(batch_data_samples)
-        logits = self(memory, memory_mask, input_tokens)
-        token_ce = F.cross_entropy(logits.float().flatten(0, 1), target_tokens.flatten(), reduction='none')
-        token_ce = token_ce.view_as(token_weights) * token_weights
+        token_ce = self._token_cross_entropy(self(memory, memory_mask, input_tokens), target_tokens) * token_weights
         losses = dict(loss=token_ce.sum() / token_weights.sum().clamp(min=1e-6))
         parts = dict(coord_ce=self.tokenizer.is_coord(target_tokens),
                      class_ce=(target_tokens >= self.tokenizer.FAKE) & ~self.tokenizer.is_coord(target_tokens),
@@ -163,7 +183,7 @@ class Pix2SeqHead(BaseModule):
         """Autoregressive decoding with ``test_cfg``.
 
         Args:
-            memory (Tensor): (B, S, C) encoder output.
+            memory (Tensor): (B, S, D) encoder output projected to the decoder width.
             memory_mask (Tensor, optional): (B, S) bool, True at padded positions.
             generator (torch.Generator, optional): Randomness of the sampling strategies.
 

@@ -9,17 +9,19 @@ from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
-from .transformer import Pix2SeqEncoder
+from .loss_guard import guarded_log_vars
+from .transformer import MemoryProjection, Pix2SeqEncoder
 
 
 @MODELS.register_module()
 class Pix2Seq(BaseDetector):
     """Pix2Seq: "A Language Modeling Framework for Object Detection" (Chen et al., ICLR 2022).
 
-    Data flow (B images, feature map h x w, S = h * w, D encoder width)::
+    Data flow (B images, feature map h x w, S = h * w, C encoder width, D decoder width)::
 
-        batch_inputs (B, 3, H, W) -> backbone -> neck -> feature (B, D, h, w)
-        feature + 2-D positions -> flatten -> encoder -> memory (B, S, D), memory_mask (B, S) or None
+        batch_inputs (B, 3, H, W) -> backbone -> neck -> feature (B, C, h, w)
+        feature + 2-D positions -> flatten -> encoder (B, S, C) -> memory_proj (+ positions) -> memory (B, S, D),
+        memory_mask (B, S) or None
         memory -> head.loss (teacher forcing) | head.predict (autoregressive decoding) -> DetDataSample
 
     Args:
@@ -31,32 +33,43 @@ class Pix2Seq(BaseDetector):
             (``SinePositionalEncoding`` or ``LearnedPositionalEncoding``); its output width must equal the
             encoder width.
         head (dict): :class:`Pix2SeqHead` config.
+        memory_proj (dict): :class:`MemoryProjection` arguments between encoder and decoder; ``mode`` ``'mlp'``
+            (default, the official detection setting) or ``'linear_p'`` add the feature map's positions, which
+            then need the decoder width; ``'linear'`` does not.  The ``mlp`` block's ``ffn_dims``, ``dropout`` and
+            ``drop_path`` default to the head's.
         train_cfg, test_cfg (dict, optional): Passed to the head.
         data_preprocessor (dict, optional): e.g. mmdet ``DetDataPreprocessor``.
         init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self, backbone: ConfigType, neck: ConfigType, encoder: ConfigType, positional_encoding: ConfigType,
-                 head: ConfigType, train_cfg: OptConfigType = None, test_cfg: OptConfigType = None,
-                 data_preprocessor: OptConfigType = None, init_cfg: OptMultiConfig = None) -> None:
+                 head: ConfigType, memory_proj: OptConfigType = None, train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None, data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck)
         self.encoder = Pix2SeqEncoder(**encoder)
         self.positional_encoding = MODELS.build(positional_encoding)
-        head = dict(head, train_cfg=train_cfg, test_cfg=test_cfg)
-        head.setdefault('in_channels', self.encoder.embed_dims)
-        self.head = MODELS.build(head)
+        self.head = MODELS.build(dict(head, train_cfg=train_cfg, test_cfg=test_cfg))
+        memory_proj = dict(memory_proj or {})
+        for key in ('ffn_dims', 'dropout', 'drop_path'):
+            memory_proj.setdefault(key, getattr(self.head, key))
+        self.memory_proj = MemoryProjection(self.encoder.embed_dims, self.head.embed_dims, **memory_proj)
+        if self.memory_proj.uses_positions and self.encoder.embed_dims != self.head.embed_dims:
+            raise ValueError(f'memory_proj mode {self.memory_proj.mode!r} adds the encoder\'s positions to the '
+                             f'decoder memory, so the encoder width ({self.encoder.embed_dims}) must equal the '
+                             f'head\'s embed_dims ({self.head.embed_dims}); use mode \'linear\' otherwise')
 
     def extract_feat(self, batch_inputs: Tensor) -> Tensor:
         """(B, 3, H, W) images -> (B, D, h, w) projected feature map (the neck's last level)."""
         return self.neck(self.backbone(batch_inputs))[-1]
 
     def forward_encoder(self, feature: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor]]:
-        """Encode the feature map.
+        """Encode the feature map and project it for the decoder.
 
         Args:
-            feature (Tensor): (B, D, h, w).
+            feature (Tensor): (B, C, h, w).
             batch_data_samples (list[DetDataSample]): For ``img_shape`` and ``batch_input_shape``.
 
         Returns:
@@ -70,10 +83,10 @@ class Pix2Seq(BaseDetector):
             img_h, img_w = sample.metainfo['img_shape'][:2]
             padded[index, :img_h, :img_w] = 0
         mask = F.interpolate(padded[:, None], size=(feat_h, feat_w)).to(torch.bool).squeeze(1)
-        positions = self.positional_encoding(mask).to(feature.dtype)
-        tokens = (feature + positions).flatten(2).transpose(1, 2)
+        positions = self.positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
+        tokens = feature.flatten(2).transpose(1, 2) + positions
         memory_mask = mask.flatten(1) if bool(mask.any()) else None
-        return self.encoder(tokens, memory_mask), memory_mask
+        return self.memory_proj(self.encoder(tokens, memory_mask), positions), memory_mask
 
     def _encode(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor]]:
         return self.forward_encoder(self.extract_feat(batch_inputs), batch_data_samples)
@@ -93,3 +106,10 @@ class Pix2Seq(BaseDetector):
         memory, memory_mask = self._encode(batch_inputs, batch_data_samples)
         input_tokens = torch.stack([sample.input_tokens for sample in batch_data_samples])
         return self.head(memory, memory_mask, input_tokens)
+
+    def parse_losses(self, losses: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """mmengine's loss parsing, with the log values averaged over the ranks and a non-finite loss stopping
+        training before the update (:func:`~pix2seq_mmdet.loss_guard.guarded_log_vars`); mmengine's DDP wrapper
+        calls this method too."""
+        loss, log_vars = super().parse_losses(losses)
+        return loss, guarded_log_vars(log_vars)

@@ -69,8 +69,8 @@ class Pix2SeqTokenizer:
         return TOKENS_PER_OBJECT * self.max_objects + 1
 
     def is_coord(self, tokens: Tensor) -> Tensor:
-        """Boolean mask of coordinate tokens, same shape as ``tokens``."""
-        return tokens >= self.coord_offset
+        """Boolean mask of coordinate tokens, same shape as ``tokens`` (ids beyond the vocabulary are not)."""
+        return (tokens >= self.coord_offset) & (tokens < self.vocab_size)
 
     # -------------------------------------------------------------- quantisation
     def quantize(self, coords: Tensor) -> Tensor:

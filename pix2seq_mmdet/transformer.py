@@ -15,6 +15,30 @@ from torch import Tensor, nn
 KeyValue = Tuple[Tensor, Tensor]
 
 
+def feed_forward(embed_dims: int, ffn_dims: int, dropout: float) -> nn.Sequential:
+    """(..., D) -> (..., D): Linear, GELU, dropout, Linear."""
+    return nn.Sequential(
+        nn.Linear(embed_dims, ffn_dims), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dims, embed_dims))
+
+
+def residual_dropout(dropout: float, drop_path: float) -> nn.Sequential:
+    """Dropout then stochastic depth (mmcv's ``DropPath``) on a residual branch."""
+    path = build_dropout(dict(type='DropPath', drop_prob=drop_path)) if drop_path > 0 else nn.Identity()
+    return nn.Sequential(nn.Dropout(dropout), path)
+
+
+def single_query_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
+    """Attention of one query per row, as plain matrix products: (B, H, 1, Dh) query, (B, H, S, Dh) keys and values,
+    optional bool mask broadcastable to (B, H, 1, S) (True: attend) -> (B, H, 1, Dh).
+
+    Incremental decoding's case: SDPA's fused CPU kernel costs more than this for a single query.
+    """
+    scores = torch.matmul(query * query.shape[-1]**-0.5, key.transpose(-2, -1))
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float('-inf'))
+    return torch.matmul(scores.softmax(-1), value)
+
+
 class Attention(nn.Module):
     """Multi-head attention with a separate key/value projection.
 
@@ -56,9 +80,13 @@ class Attention(nn.Module):
         Returns:
             Tensor: (B, T, D).
         """
-        out = F.scaled_dot_product_attention(
-            self._split_heads(self.query_proj(query)), key, value, attn_mask=attn_mask,
-            dropout_p=self.dropout if self.training else 0.0, is_causal=is_causal)
+        query = self._split_heads(self.query_proj(query))
+        if query.shape[2] == 1 and not self.training:
+            out = single_query_attention(query, key, value, attn_mask)
+        else:
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask,
+                                                 dropout_p=self.dropout if self.training else 0.0,
+                                                 is_causal=is_causal)
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
 
@@ -85,13 +113,11 @@ class TransformerLayer(nn.Module):
             self.cross_attn_norm = nn.LayerNorm(embed_dims)
             self.cross_attn = Attention(embed_dims, num_heads, dropout)
         self.ffn_norm = nn.LayerNorm(embed_dims)
-        self.ffn = nn.Sequential(
-            nn.Linear(embed_dims, ffn_dims), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dims, embed_dims))
-        self.residual_dropout = nn.Dropout(dropout)
-        self.drop_path = build_dropout(dict(type='DropPath', drop_prob=drop_path)) if drop_path > 0 else nn.Identity()
+        self.ffn = feed_forward(embed_dims, ffn_dims, dropout)
+        self.branch_dropout = residual_dropout(dropout, drop_path)
 
     def _residual(self, x: Tensor, branch: Tensor) -> Tensor:
-        return x + self.drop_path(self.residual_dropout(branch))
+        return x + self.branch_dropout(branch)
 
     def forward(self, x: Tensor, self_attn_mask: Optional[Tensor] = None, is_causal: bool = False,
                 memory_key_value: Optional[KeyValue] = None, memory_attn_mask: Optional[Tensor] = None,
@@ -155,3 +181,47 @@ class Pix2SeqEncoder(nn.Module):
         for layer in self.layers:
             x = layer(x, self_attn_mask=attn_mask)
         return self.norm(x)
+
+
+class MemoryProjection(nn.Module):
+    """Maps the encoder output to the decoder's width, as the official code's ``dec_proj_mode``.
+
+    ``linear``: Linear + LayerNorm.  ``linear_p``: then add the 2-D positions of the feature map, so that the
+    decoder's cross-attention keys carry where each feature sits.  ``mlp`` (the official detection default): then a
+    pre-norm residual feed-forward block mixes content and position.
+
+    Args:
+        in_dims (int): Encoder width ``C``.
+        embed_dims (int): Decoder width ``D``.
+        mode (str): ``'linear'``, ``'linear_p'`` or ``'mlp'``.
+        ffn_dims (int): Hidden width of the ``mlp`` block.
+        dropout (float): Dropout of the ``mlp`` block.
+        drop_path (float): Stochastic depth of the ``mlp`` block.
+    """
+
+    MODES = ('linear', 'linear_p', 'mlp')
+
+    def __init__(self, in_dims: int, embed_dims: int, mode: str = 'mlp', ffn_dims: int = 1024, dropout: float = 0.0,
+                 drop_path: float = 0.0) -> None:
+        super().__init__()
+        if mode not in self.MODES:
+            raise ValueError(f'memory projection mode must be one of {self.MODES}, got {mode!r}')
+        self.mode = mode
+        self.proj = nn.Sequential(nn.Linear(in_dims, embed_dims), nn.LayerNorm(embed_dims))
+        if mode == 'mlp':
+            self.ffn_norm = nn.LayerNorm(embed_dims)
+            self.ffn = feed_forward(embed_dims, ffn_dims, dropout)
+            self.branch_dropout = residual_dropout(dropout, drop_path)
+
+    @property
+    def uses_positions(self) -> bool:
+        return self.mode != 'linear'
+
+    def forward(self, memory: Tensor, positions: Tensor) -> Tensor:
+        """(B, S, C) memory and (B, S, D) positions -> (B, S, D)."""
+        memory = self.proj(memory)
+        if self.uses_positions:
+            memory = memory + positions
+        if self.mode == 'mlp':
+            memory = memory + self.branch_dropout(self.ffn(self.ffn_norm(memory)))
+        return memory

@@ -53,9 +53,30 @@ def test_loss_shapes_and_gradients_reach_every_part(synthetic_cfg):
     assert losses['loss'].item() == pytest.approx(torch.log(torch.tensor(model.head.tokenizer.vocab_size)).item(),
                                                   rel=0.2)
     losses['loss'].backward()
-    for part in (model.backbone, model.neck, model.encoder, model.head.layers, model.head.token_embed):
+    for part in (model.backbone, model.neck, model.encoder, model.memory_proj, model.head.layers,
+                 model.head.token_embed):
         grads = [p.grad for p in part.parameters() if p.requires_grad]
         assert grads and all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize('mode', ['linear', 'linear_p', 'mlp'])
+def test_memory_projection_adds_positions_unless_linear(synthetic_cfg, mode):
+    synthetic_cfg = copy.deepcopy(synthetic_cfg)
+    synthetic_cfg.model.memory_proj = dict(mode=mode)
+    projection = build_model(synthetic_cfg).memory_proj.eval()
+    memory, positions = torch.randn(2, 10, 128), torch.randn(2, 10, 128)
+    shifted = projection(memory, positions + 1.0)
+    assert shifted.shape == (2, 10, 128)
+    assert torch.allclose(projection(memory, positions), shifted) == (mode == 'linear')
+
+
+def test_memory_projection_with_positions_needs_equal_widths(synthetic_cfg):
+    synthetic_cfg = copy.deepcopy(synthetic_cfg)
+    synthetic_cfg.model.head.embed_dims = 64
+    with pytest.raises(ValueError, match='must equal the head'):
+        build_model(synthetic_cfg)
+    synthetic_cfg.model.memory_proj = dict(mode='linear')
+    assert build_model(synthetic_cfg).memory_proj(torch.randn(1, 5, 128), None).shape == (1, 5, 64)
 
 
 def test_tensor_mode_returns_logits(synthetic_cfg):
@@ -237,3 +258,20 @@ def test_tokens_to_instances_drops_malformed_slots_and_undoes_flip(synthetic_cfg
 def test_invalid_decoding_config_fails_at_build(synthetic_cfg, test_cfg, message):
     with pytest.raises(ValueError, match=message):
         build_model(synthetic_cfg, **test_cfg)
+
+
+def test_gaussian_coordinate_target_rewards_near_misses(synthetic_cfg):
+    head = build_model(synthetic_cfg).head
+    tokenizer = head.tokenizer
+    target = torch.tensor([[tokenizer.coord_offset + 60, tokenizer.CLASS_OFFSET + 1]])
+    logits = torch.zeros(3, 2, tokenizer.vocab_size)
+    logits[0, 0, tokenizer.coord_offset + 61] = 10.0  # one bin off
+    logits[1, 0, tokenizer.coord_offset + 80] = 10.0  # twenty bins off
+    logits[2, 0, tokenizer.coord_offset + 60] = 10.0  # right
+    logits[:, 1, tokenizer.CLASS_OFFSET + 1] = 10.0
+    hard = head._token_cross_entropy(logits, target.expand(3, 2))
+    assert hard[0, 0] == pytest.approx(hard[1, 0].item())  # the paper's one-hot target: any miss is a miss
+    head.coord_target_sigma = 2.0
+    soft = head._token_cross_entropy(logits, target.expand(3, 2))
+    assert soft[2, 0] < soft[0, 0] < soft[1, 0]
+    assert torch.allclose(soft[:, 1], hard[:, 1])  # class tokens keep the one-hot target

@@ -185,8 +185,8 @@ def autocast(device: str, amp: bool):
 def setup_decode(task: dict) -> Callable[[], object]:
     """The head of the R50 config decoding ``objects`` objects for ``batch`` images from random memory."""
     cfg = load_config('pix2seq', task['objects'], task['tiny'])
-    memory_dims = cfg.model.encoder.embed_dims
-    head = MODELS.build(dict(cfg.model.head, in_channels=memory_dims))
+    memory_dims = cfg.model.head.embed_dims
+    head = MODELS.build(cfg.model.head)
     head.init_weights()
     head.to(task['device']).eval()
     head.decoding_cfg = DecodingConfig(strategy='greedy', stop_at_eos=False,

@@ -6,9 +6,12 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto'),
+    # mmengine's CheckpointHook with atomic writes, outdated checkpoints deleted only after the new one is saved
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
+# data, pipeline, model and loaded checkpoints checked before the first step; random streams saved for exact resume
+custom_hooks = [dict(type='ConsistencyCheckHook'), dict(type='RandomStateHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,7 +1,8 @@
 # COCO 2017 with the paper's augmentation at 1333 px: large-scale jitter 0.3-2.0 (aspect kept), fixed-size crop,
 # horizontal flip, drop empty boxes, pad to a 1333 x 1333 square (boxes are normalised to the padded square), then
 # Pix2Seq's sequence augmentation. Batch repetition 2 through BatchRepeatSampler.
-dataset_type = 'CocoDataset'
+# mmdet's CocoDataset with checked annotations and named image failures (pix2seq_mmdet/datasets.py)
+dataset_type = 'Pix2SeqCocoDataset'
 data_root = 'data/coco/'
 image_size = (1333, 1333)
 backend_args = None

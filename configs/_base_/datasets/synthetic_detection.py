@@ -1,6 +1,7 @@
 # The built-in synthetic shapes dataset (tools/generate_synthetic.py), square images of `image_size` pixels.
 # Preset `easy` (data/synthetic/); pix2seq_*_synthetic-hard.py points at data/synthetic_hard/.
-dataset_type = 'CocoDataset'
+# mmdet's CocoDataset with checked annotations and named image failures (pix2seq_mmdet/datasets.py)
+dataset_type = 'Pix2SeqCocoDataset'
 data_root = 'data/synthetic/'
 classes = ('circle', 'square', 'triangle', 'star')
 image_size = (128, 128)

@@ -1,0 +1,82 @@
+"""mmdet's ``CocoDataset`` with checked annotations and named, survivable image failures."""
+import copy
+import warnings
+from typing import List, Optional
+
+import mmcv
+from mmdet.datasets import CocoDataset
+from mmdet.datasets.api_wrappers import COCO
+from mmdet.registry import DATASETS
+from mmengine.fileio import get, get_file_backend, get_local_path
+
+from .annotations import check_classes_are_categories, check_coco_annotations, read_coco_file
+
+
+def image_file_problem(path: str, backend_args: Optional[dict] = None) -> Optional[str]:
+    """Why the image file at ``path`` cannot be used (missing, empty, undecodable), or None when it decodes."""
+    if not get_file_backend(path, backend_args=backend_args).exists(path):
+        return 'does not exist'
+    content = get(path, backend_args=backend_args)
+    if len(content) == 0:
+        return 'is empty (0 bytes)'
+    try:
+        image = mmcv.imfrombytes(content)
+    except Exception:  # noqa: BLE001  (any decoder failure means the same thing here)
+        image = None
+    if image is None:
+        return f'cannot be decoded ({len(content)} bytes): it is truncated, corrupt or not an image'
+    return None
+
+
+@DATASETS.register_module()
+class Pix2SeqCocoDataset(CocoDataset):
+    """``CocoDataset`` that checks its annotation file and survives a bad image.
+
+    Annotations: the file is read and checked by :func:`~pix2seq_mmdet.annotations.check_coco_annotations` (errors
+    naming the file and field for a malformed file, warned skips for unusable annotations, clipping of boxes partly
+    outside their image), and every class of ``metainfo.classes`` must be a category of the file.  Then mmdet's
+    parsing runs unchanged.
+
+    Images: when the pipeline fails on an image whose file is missing, empty or undecodable, training warns with the
+    file and draws another image in its place (mmengine's refetch); testing raises ``OSError`` naming the file.  Any
+    other pipeline error is re-raised with a note naming the image.
+    """
+
+    def load_data_list(self) -> List[dict]:
+        """Check the annotation file, then build mmdet's data list from it (``CocoDataset.load_data_list``)."""
+        with get_local_path(self.ann_file, backend_args=self.backend_args) as local_path:
+            annotations = read_coco_file(local_path, self.ann_file)
+        check_coco_annotations(annotations, self.ann_file, require_annotations=not self.test_mode)
+        check_classes_are_categories(self.metainfo['classes'], annotations['categories'], self.ann_file)
+        self.coco = COCO()
+        self.coco.dataset = annotations
+        self.coco.createIndex()
+        self.coco.img_ann_map, self.coco.cat_img_map = self.coco.imgToAnns, self.coco.catToImgs
+
+        self.cat_ids = self.coco.get_cat_ids(cat_names=self.metainfo['classes'])
+        self.cat2label = {cat_id: label for label, cat_id in enumerate(self.cat_ids)}
+        self.cat_img_map = copy.deepcopy(self.coco.cat_img_map)
+        data_list = []
+        for img_id in self.coco.get_img_ids():
+            raw_img_info = self.coco.load_imgs([img_id])[0]
+            raw_img_info['img_id'] = img_id
+            raw_ann_info = self.coco.load_anns(self.coco.get_ann_ids(img_ids=[img_id]))
+            data_list.append(self.parse_data_info(dict(raw_ann_info=raw_ann_info, raw_img_info=raw_img_info)))
+        del self.coco
+        return data_list
+
+    def prepare_data(self, idx: int) -> Optional[dict]:
+        try:
+            return super().prepare_data(idx)
+        except Exception as error:
+            data_info = self.get_data_info(idx)
+            where = f'image {data_info["img_path"]} (id {data_info["img_id"]}) of {self.ann_file}'
+            problem = image_file_problem(data_info['img_path'], self.backend_args)
+            if problem is None:
+                error.add_note(f'while preparing {where}')
+                raise
+            if self.test_mode:
+                raise OSError(f'{where} {problem}: restore the file or remove the image from the annotation file') \
+                    from error
+            warnings.warn(f'{where} {problem}: skipped, another training image is drawn in its place')
+            return None
