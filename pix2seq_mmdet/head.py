@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox_flip
+from mmdet.utils import reduce_mean
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
@@ -167,7 +168,9 @@ class Pix2SeqHead(BaseModule):
         """
         input_tokens, target_tokens, token_weights = self._stack_sequences(batch_data_samples)
         token_ce = self._token_cross_entropy(self(memory, memory_mask, input_tokens), target_tokens) * token_weights
-        losses = dict(loss=token_ce.sum() / token_weights.sum().clamp(min=1e-6))
+        # normalised by the weight sum averaged over the ranks (mmdet's reduce_mean, as DETR's num_total_pos), so the
+        # DDP gradient equals a single process's on the global batch
+        losses = dict(loss=token_ce.sum() / reduce_mean(token_weights.sum()).clamp(min=1e-6))
         parts = dict(coord_ce=self.tokenizer.is_coord(target_tokens),
                      class_ce=(target_tokens >= self.tokenizer.FAKE) & ~self.tokenizer.is_coord(target_tokens),
                      eos_ce=target_tokens == self.tokenizer.EOS)

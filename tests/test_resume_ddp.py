@@ -100,14 +100,14 @@ def test_stopped_and_resumed_run_equals_uninterrupted_run(resume_cfg, tmp_path):
 
 
 def test_two_gloo_processes_train_like_one_with_the_same_global_batch(synthetic_root, tmp_path):
-    """Every image has two objects, so every rank's loss is normalised by the same token-weight sum and the mean of
-    the two ranks' gradients is the one-process gradient; no random augmentation, frozen BatchNorm statistics."""
+    """Images have 1 to 3 objects, so the ranks' token-weight sums differ and only a loss normalised by the sum
+    averaged over the ranks gives the one-process gradient; no random augmentation, frozen BatchNorm statistics."""
     annotations = json.loads((synthetic_root / 'annotations' / 'instances_train.json').read_text())
     annotations['annotations'] = [
-        dict(id=2 * image['id'] + k, image_id=image['id'], category_id=annotations['categories'][k]['id'],
-             bbox=[8 + 40 * k, 10 + 30 * k, 30 + 10 * k, 40], area=1200.0, iscrowd=0)
-        for image in annotations['images'] for k in range(2)]
-    ann_file = tmp_path / 'two_objects.json'
+        dict(id=3 * image['id'] + k, image_id=image['id'], category_id=annotations['categories'][k]['id'],
+             bbox=[8 + 30 * k, 10 + 25 * k, 25, 40], area=1000.0, iscrowd=0)
+        for image in annotations['images'] for k in range(1 + image['id'] % 3)]
+    ann_file = tmp_path / 'one_to_three_objects.json'
     ann_file.write_text(json.dumps(annotations))
     config = tmp_path / 'ddp_equivalence.py'
     config.write_text(f'''
