@@ -181,9 +181,10 @@ class Pix2SeqHead(BaseModule):
         return losses
 
     # ---------------------------------------------------------------- predict
+    @torch.inference_mode()
     def generate(self, memory: Tensor, memory_mask: Optional[Tensor],
                  generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
-        """Autoregressive decoding with ``test_cfg``.
+        """Autoregressive decoding with ``test_cfg``, in inference mode (no autograd bookkeeping per step).
 
         Args:
             memory (Tensor): (B, S, D) encoder output projected to the decoder width.
@@ -237,9 +238,10 @@ class Pix2SeqHead(BaseModule):
         """One image's decoded tokens (5 K,) and class probabilities (K, C) -> detections.
 
         Slots whose coordinates are not coordinate tokens, whose class token is not a class, that come after EOS or
-        whose box is empty are dropped.  Coordinates are normalised to the padded input (``pad_shape``), as in
-        ``Pix2SeqSequenceAug``; they are clipped to the image before padding (``img_shape``), un-flipped when the
-        pipeline flipped the image, and divided by ``scale_factor`` when ``rescale``.
+        whose box is empty (also once clipped to the image) are dropped.  Coordinates are normalised to the padded
+        input (``pad_shape``), as in ``Pix2SeqSequenceAug``; they are clipped to the image before padding
+        (``img_shape``), un-flipped when the pipeline flipped the image, and divided by ``scale_factor`` when
+        ``rescale``.
         """
         boxes_yxyx, _, valid = self.tokenizer.decode(tokens)
         scores, labels = class_probs.max(-1)
@@ -249,6 +251,8 @@ class Pix2SeqHead(BaseModule):
         bboxes = boxes_yxyx[:, [1, 0, 3, 2]] * boxes_yxyx.new_tensor([pad_w, pad_h, pad_w, pad_h])
         bboxes[:, 0::2].clamp_(0, img_w)
         bboxes[:, 1::2].clamp_(0, img_h)
+        inside = (bboxes[:, 2] > bboxes[:, 0]) & (bboxes[:, 3] > bboxes[:, 1])  # boxes wholly in the padding: empty
+        bboxes, scores, labels = bboxes[inside], scores[inside], labels[inside]
         if img_meta.get('flip', False):
             bboxes = bbox_flip(bboxes, (img_h, img_w), img_meta['flip_direction'])
         if rescale and 'scale_factor' in img_meta:

@@ -1,7 +1,8 @@
 """Pre-norm Transformer layers shared by the Pix2Seq encoder and the sequence decoder.
 
-Attention uses ``torch.nn.functional.scaled_dot_product_attention`` and exposes its key/value projection separately,
-so the decoder can project the encoder memory once and cache self-attention keys/values while decoding.
+Attention uses ``torch.nn.functional.scaled_dot_product_attention`` (plain matrix products for a single query) and
+exposes its projections separately, so the decoder can project the encoder memory once and cache self-attention
+keys/values while decoding.
 
 Shapes: ``B`` batch, ``T`` query length, ``S`` key length, ``D`` embedding width, ``H`` heads, ``Dh = D / H``.
 """
@@ -40,7 +41,10 @@ def single_query_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask:
 
 
 class Attention(nn.Module):
-    """Multi-head attention with a separate key/value projection.
+    """Multi-head attention whose query, key and value projections are one ``(3 D, D)`` linear layer.
+
+    Self-attention projects its input through all of it at once (one matrix product per step when decoding);
+    cross-attention projects the query with the first ``D`` rows and the memory with the last ``2 D``, once per image.
 
     Args:
         embed_dims (int): Width ``D`` of queries, keys and values.
@@ -52,35 +56,46 @@ class Attention(nn.Module):
         super().__init__()
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads ({num_heads})')
+        self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.dropout = dropout
-        self.query_proj = nn.Linear(embed_dims, embed_dims)
-        self.key_value_proj = nn.Linear(embed_dims, 2 * embed_dims)
+        self.in_proj = nn.Linear(embed_dims, 3 * embed_dims)
         self.out_proj = nn.Linear(embed_dims, embed_dims)
 
     def _split_heads(self, x: Tensor) -> Tensor:
         """(B, T, D) -> (B, H, T, Dh)."""
         return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
 
+    def _project(self, x: Tensor, rows: slice) -> Tuple[Tensor, ...]:
+        """(B, T, D) through ``rows`` of the input projection -> one (B, H, T, Dh) tensor per ``D`` rows."""
+        projected = F.linear(x, self.in_proj.weight[rows], self.in_proj.bias[rows])
+        return tuple(self._split_heads(part) for part in projected.split(self.embed_dims, dim=-1))
+
+    def project_query(self, x: Tensor) -> Tensor:
+        """(B, T, D) -> queries (B, H, T, Dh)."""
+        return self._project(x, slice(0, self.embed_dims))[0]
+
     def project_key_value(self, x: Tensor) -> KeyValue:
         """(B, S, D) -> keys and values, each (B, H, S, Dh)."""
-        key, value = self.key_value_proj(x).chunk(2, dim=-1)
-        return self._split_heads(key), self._split_heads(value)
+        return self._project(x, slice(self.embed_dims, None))
+
+    def project_query_key_value(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """(B, T, D) -> queries, keys and values, each (B, H, T, Dh), by one matrix product (self-attention)."""
+        return self._project(x, slice(None))
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None,
                 is_causal: bool = False) -> Tensor:
         """Attend.
 
         Args:
-            query (Tensor): (B, T, D) un-projected queries.
-            key, value (Tensor): (B, H, S, Dh) from :meth:`project_key_value`.
+            query (Tensor): (B, H, T, Dh) projected queries.
+            key, value (Tensor): (B, H, S, Dh) projected keys and values.
             attn_mask (Tensor, optional): bool, broadcastable to (B, H, T, S); True where attention is allowed.
             is_causal (bool): Causal mask for self-attention over the full sequence (T == S).
 
         Returns:
             Tensor: (B, T, D).
         """
-        query = self._split_heads(self.query_proj(query))
         if query.shape[2] == 1 and not self.training:
             out = single_query_attention(query, key, value, attn_mask)
         else:
@@ -138,8 +153,7 @@ class TransformerLayer(nn.Module):
         Returns:
             Tensor: (B, T, D).
         """
-        normed = self.self_attn_norm(x)
-        key, value = self.self_attn.project_key_value(normed)
+        query, key, value = self.self_attn.project_query_key_value(self.self_attn_norm(x))
         if self_key_value_cache is not None:
             key_cache, value_cache = self_key_value_cache
             end = position + x.shape[1]
@@ -149,9 +163,10 @@ class TransformerLayer(nn.Module):
             if is_causal and x.shape[1] > 1:  # query i sits at position + i: bottom-right aligned causal mask
                 self_attn_mask = torch.ones(x.shape[1], end, dtype=torch.bool, device=x.device).tril(position)
             is_causal = False
-        x = self._residual(x, self.self_attn(normed, key, value, self_attn_mask, is_causal))
+        x = self._residual(x, self.self_attn(query, key, value, self_attn_mask, is_causal))
         if memory_key_value is not None:
-            x = self._residual(x, self.cross_attn(self.cross_attn_norm(x), *memory_key_value, memory_attn_mask))
+            query = self.cross_attn.project_query(self.cross_attn_norm(x))
+            x = self._residual(x, self.cross_attn(query, *memory_key_value, memory_attn_mask))
         return self._residual(x, self.ffn(self.ffn_norm(x)))
 
 

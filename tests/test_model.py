@@ -249,6 +249,9 @@ def test_tokens_to_instances_drops_malformed_slots_and_undoes_flip(synthetic_cfg
     assert result.bboxes[0].tolist() == pytest.approx([100.0, 50.0, 200.0, 150.0], abs=1.0)
     flipped = head.tokens_to_instances(tokens, class_probs, dict(meta, flip=True, flip_direction='horizontal'))
     assert flipped.bboxes[0].tolist() == pytest.approx([0.0, 50.0, 100.0, 150.0], abs=1.0)
+    # the image fills only the left half of the padded input: a box in the right half is dropped, not clipped to 0
+    left_half = head.tokens_to_instances(tokens, class_probs, dict(meta, img_shape=(100, 50)))
+    assert len(left_half) == 0
 
 
 @pytest.mark.parametrize('test_cfg, message', [(dict(strategy='sampling'), 'strategy'), (dict(top_p=0.0), 'top_p'),
