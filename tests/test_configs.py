@@ -5,7 +5,7 @@ from mmengine.config import Config
 
 from conftest import REPO_ROOT
 
-CONFIGS = sorted(p for p in (REPO_ROOT / 'configs').glob('*.py'))
+CONFIGS = sorted(p for p in (REPO_ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
 
 
 def test_package_registers_in_mmdet_registries_through_custom_imports():
@@ -29,7 +29,7 @@ def test_paper_recipe_is_available_under_the_promised_name():
     assert (warmup.end, decay.begin, decay.end, decay.end_factor) == (10, 10, 300, 0.01)
 
 
-@pytest.mark.parametrize('config', CONFIGS, ids=[p.name for p in CONFIGS])
+@pytest.mark.parametrize('config', CONFIGS, ids=[str(p.relative_to(REPO_ROOT / 'configs')) for p in CONFIGS])
 def test_config_builds_its_model_with_a_consistent_vocabulary(config: Path):
     from mmdet.registry import MODELS
     cfg = Config.fromfile(str(config))

@@ -30,6 +30,8 @@ model = dict(
         num_outs=1),
     encoder=dict(num_layers=6, embed_dims=256, num_heads=8, ffn_dims=1024, dropout=0.1, drop_path=0.1),
     positional_encoding=dict(type='SinePositionalEncoding', num_feats=128, normalize=True),
+    # encoder output -> decoder width, positions added again and mixed in by a residual MLP (official dec_proj_mode)
+    memory_proj=dict(mode='mlp'),
     head=dict(
         type='Pix2SeqHead',
         tokenizer=dict(num_classes=80, num_bins=2000, max_objects=100),
