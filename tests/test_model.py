@@ -2,6 +2,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
@@ -98,8 +99,11 @@ def test_mismatched_vocabulary_is_a_clear_error(synthetic_cfg):
         model.loss(inputs, samples)
 
 
-def test_cached_decoder_matches_full_decoder_logits(synthetic_cfg):
+@pytest.mark.parametrize('coord_sine_embedding', [False, True])
+def test_cached_decoder_matches_full_decoder_logits(synthetic_cfg, coord_sine_embedding):
     torch.manual_seed(1)
+    synthetic_cfg = copy.deepcopy(synthetic_cfg)
+    synthetic_cfg.model.head.coord_sine_embedding = coord_sine_embedding
     head = build_model(synthetic_cfg).head.eval()
     memory = torch.randn(3, 20, 128)
     memory_mask = torch.zeros(3, 20, dtype=torch.bool)
@@ -278,3 +282,35 @@ def test_gaussian_coordinate_target_rewards_near_misses(synthetic_cfg):
     soft = head._token_cross_entropy(logits, target.expand(3, 2))
     assert soft[2, 0] < soft[0, 0] < soft[1, 0]
     assert torch.allclose(soft[:, 1], hard[:, 1])  # class tokens keep the one-hot target
+
+
+def test_sine_coordinate_embedding_makes_neighbouring_bins_alike(synthetic_cfg):
+    synthetic_cfg = copy.deepcopy(synthetic_cfg)
+    synthetic_cfg.model.head.coord_sine_embedding = True
+    torch.manual_seed(0)
+    head = build_model(synthetic_cfg).head
+    offset = head.tokenizer.coord_offset
+    bins = F.normalize(head.token_table()[offset:], dim=-1)
+    plain = F.normalize(head.token_embed.weight[offset:], dim=-1)
+    neighbour_similarity = (bins[1:] * bins[:-1]).sum(-1).mean()
+    assert neighbour_similarity > (bins[20:] * bins[:-20]).sum(-1).mean() + 0.2
+    assert neighbour_similarity > (plain[1:] * plain[:-1]).sum(-1).mean() + 0.5
+    assert torch.equal(head.token_table()[:offset], head.token_embed.weight[:offset])  # special and class tokens
+
+
+def test_classes_per_box_turns_a_box_into_one_detection_per_likely_class(synthetic_cfg):
+    synthetic_cfg = copy.deepcopy(synthetic_cfg)
+    synthetic_cfg.model.test_cfg.classes_per_box = 2
+    head = build_model(synthetic_cfg).head
+    tokenizer = head.tokenizer
+    box = tokenizer.quantize(torch.tensor([0.25, 0.5, 0.75, 1.0]))
+    tokens = torch.cat([box, torch.tensor([tokenizer.CLASS_OFFSET + 2])])
+    tokens = torch.cat([tokens, torch.full((30 - len(tokens), ), tokenizer.PAD)])
+    class_probs = torch.zeros(6, 4)
+    class_probs[0] = torch.tensor([0.1, 0.3, 0.5, 0.1])
+    result = head.tokens_to_instances(tokens, class_probs, dict(img_shape=(100, 100), pad_shape=(100, 100)))
+    assert result.labels.tolist() == [2, 1] and result.scores.tolist() == pytest.approx([0.5, 0.3])
+    assert torch.equal(result.bboxes[0], result.bboxes[1])
+    synthetic_cfg.model.test_cfg.classes_per_box = 5
+    with pytest.raises(ValueError, match='classes_per_box'):
+        build_model(synthetic_cfg)
