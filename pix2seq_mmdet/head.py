@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from .decoding import DecodingCache, DecodingConfig, decode_sequences
 from .tokenizer import SEQUENCE_KEYS, Pix2SeqTokenizer
-from .transformer import TransformerLayer, sine_code
+from .transformer import TransformerLayer
 
 
 @MODELS.register_module()
@@ -32,10 +32,6 @@ class Pix2SeqHead(BaseModule):
         ffn_dims (int): Feed-forward hidden width.
         dropout (float): Dropout rate.
         drop_path (float): Stochastic depth rate.
-        coord_sine_embedding (bool): Give every coordinate token, besides its own learned embedding, a shared
-            linear map of a fixed 1-D sine code of its bin (a convergence option, not in the paper): the input and
-            the tied output embeddings of neighbouring bins start alike and learn together, instead of each of the
-            ``num_bins`` embeddings learning its meaning from the few objects whose edge falls in that bin.
         coord_target_sigma (float): Standard deviation, in bins, of a Gaussian soft target for coordinate tokens
             (a convergence option, not in the paper): the loss of a coordinate token becomes the cross-entropy
             against that Gaussian over the bins, so a prediction one bin off is nearly right, which teaches the
@@ -50,7 +46,7 @@ class Pix2SeqHead(BaseModule):
 
     def __init__(self, tokenizer: dict, embed_dims: int = 256, num_layers: int = 6,
                  num_heads: int = 8, ffn_dims: int = 1024, dropout: float = 0.1, drop_path: float = 0.1,
-                 coord_sine_embedding: bool = False, coord_target_sigma: float = 0.0, train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
+                 coord_target_sigma: float = 0.0, train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.tokenizer = Pix2SeqTokenizer(**tokenizer)
@@ -71,10 +67,6 @@ class Pix2SeqHead(BaseModule):
         self.coord_target_sigma = coord_target_sigma
         self.token_embed = nn.Embedding(self.tokenizer.vocab_size, embed_dims)
         self.pos_embed = nn.Embedding(self.tokenizer.seq_len, embed_dims)
-        self.coord_sine_embedding = coord_sine_embedding
-        if coord_sine_embedding:
-            self.register_buffer('coord_sine_code', sine_code(self.tokenizer.num_bins, embed_dims), persistent=False)
-            self.coord_code_proj = nn.Linear(embed_dims, embed_dims, bias=False)
         self.layers = nn.ModuleList(
             TransformerLayer(embed_dims, num_heads, ffn_dims, dropout, drop_path, cross_attention=True)
             for _ in range(num_layers))
@@ -86,8 +78,7 @@ class Pix2SeqHead(BaseModule):
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+                nn.init.zeros_(module.bias)
         nn.init.trunc_normal_(self.token_embed.weight, std=0.02)
         nn.init.trunc_normal_(self.pos_embed.weight, std=0.02)
 
@@ -98,22 +89,14 @@ class Pix2SeqHead(BaseModule):
         memory_attn_mask = None if memory_mask is None else ~memory_mask[:, None, None, :]
         return memory_key_value, memory_attn_mask
 
-    def token_table(self) -> Tensor:
-        """(V, D) embeddings of the vocabulary, shared by the input and the tied output layer."""
-        if not self.coord_sine_embedding:
-            return self.token_embed.weight
-        offset = self.tokenizer.coord_offset
-        coord_code = self.coord_code_proj(self.coord_sine_code)
-        return torch.cat([self.token_embed.weight[:offset], self.token_embed.weight[offset:] + coord_code])
-
-    def _embed(self, tokens: Tensor, token_table: Tensor, position: int = 0) -> Tensor:
+    def _embed(self, tokens: Tensor, position: int = 0) -> Tensor:
         """(B, T) tokens starting at ``position`` -> (B, T, D) token plus position embeddings."""
         positions = torch.arange(position, position + tokens.shape[1], device=tokens.device)
-        return F.embedding(tokens, token_table) + self.pos_embed(positions)
+        return self.token_embed(tokens) + self.pos_embed(positions)
 
-    def _logits(self, hidden: Tensor, token_table: Tensor) -> Tensor:
+    def _logits(self, hidden: Tensor) -> Tensor:
         """(B, T, D) decoder states -> (B, T, V) logits through the tied output layer."""
-        return F.linear(self.norm(hidden), token_table, self.output_bias)
+        return F.linear(self.norm(hidden), self.token_embed.weight, self.output_bias)
 
     def forward(self, memory: Tensor, memory_mask: Optional[Tensor], input_tokens: Tensor) -> Tensor:
         """Teacher-forced decoding of whole sequences.
@@ -127,27 +110,25 @@ class Pix2SeqHead(BaseModule):
             Tensor: (B, T, V) logits of the next token at every position.
         """
         memory_key_value, memory_attn_mask = self._project_memory(memory, memory_mask)
-        token_table = self.token_table()
-        hidden = self._embed(input_tokens, token_table)
+        hidden = self._embed(input_tokens)
         for layer, layer_memory in zip(self.layers, memory_key_value):
             hidden = layer(hidden, is_causal=True, memory_key_value=layer_memory, memory_attn_mask=memory_attn_mask)
-        return self._logits(hidden, token_table)
+        return self._logits(hidden)
 
     def init_cache(self, memory: Tensor, memory_mask: Optional[Tensor]) -> DecodingCache:
-        """Project the memory for every layer and build the token embeddings once; preallocate the self-attention
-        buffers."""
+        """Project the memory for every layer once and preallocate the self-attention buffers."""
         memory_key_value, memory_attn_mask = self._project_memory(memory, memory_mask)
-        return DecodingCache(memory_key_value, memory_attn_mask, self.token_table(), len(self.layers),
-                             self.num_heads, self.embed_dims // self.num_heads, self.tokenizer.seq_len)
+        return DecodingCache(memory_key_value, memory_attn_mask, len(self.layers), self.num_heads,
+                             self.embed_dims // self.num_heads, self.tokenizer.seq_len)
 
     def forward_step(self, tokens: Tensor, position: int, cache: DecodingCache) -> Tensor:
         """Incremental decoding: (B, T) tokens at ``position..position+T-1`` -> (B, T, V) logits."""
-        hidden = self._embed(tokens, cache.token_table, position)
+        hidden = self._embed(tokens, position)
         for layer, layer_memory, layer_cache in zip(self.layers, cache.memory_key_value, cache.self_key_value):
             hidden = layer(hidden, is_causal=True, memory_key_value=layer_memory,
                            memory_attn_mask=cache.memory_attn_mask, self_key_value_cache=layer_cache,
                            position=position)
-        return self._logits(hidden, cache.token_table)
+        return self._logits(hidden)
 
     # --------------------------------------------------------------------- loss
     def _stack_sequences(self, batch_data_samples: SampleList) -> Tuple[Tensor, Tensor, Tensor]:

@@ -28,16 +28,6 @@ def residual_dropout(dropout: float, drop_path: float) -> nn.Sequential:
     return nn.Sequential(nn.Dropout(dropout), path)
 
 
-def sine_code(num_positions: int, embed_dims: int) -> Tensor:
-    """(num_positions, embed_dims) 1-D sine/cosine code of the positions 0 .. num_positions - 1 (Vaswani et al.)."""
-    positions = torch.arange(num_positions, dtype=torch.float32)[:, None]
-    inverse_frequency = 10000.0**(-torch.arange(0, embed_dims, 2, dtype=torch.float32) / embed_dims)
-    code = torch.zeros(num_positions, embed_dims)
-    code[:, 0::2] = torch.sin(positions * inverse_frequency)
-    code[:, 1::2] = torch.cos(positions * inverse_frequency[:embed_dims // 2])
-    return code
-
-
 def single_query_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
     """Attention of one query per row, as plain matrix products: (B, H, 1, Dh) query, (B, H, S, Dh) keys and values,
     optional bool mask broadcastable to (B, H, 1, S) (True: attend) -> (B, H, 1, Dh).

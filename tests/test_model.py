@@ -2,7 +2,6 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
@@ -99,11 +98,8 @@ def test_mismatched_vocabulary_is_a_clear_error(synthetic_cfg):
         model.loss(inputs, samples)
 
 
-@pytest.mark.parametrize('coord_sine_embedding', [False, True])
-def test_cached_decoder_matches_full_decoder_logits(synthetic_cfg, coord_sine_embedding):
+def test_cached_decoder_matches_full_decoder_logits(synthetic_cfg):
     torch.manual_seed(1)
-    synthetic_cfg = copy.deepcopy(synthetic_cfg)
-    synthetic_cfg.model.head.coord_sine_embedding = coord_sine_embedding
     head = build_model(synthetic_cfg).head.eval()
     memory = torch.randn(3, 20, 128)
     memory_mask = torch.zeros(3, 20, dtype=torch.bool)
@@ -282,20 +278,6 @@ def test_gaussian_coordinate_target_rewards_near_misses(synthetic_cfg):
     soft = head._token_cross_entropy(logits, target.expand(3, 2))
     assert soft[2, 0] < soft[0, 0] < soft[1, 0]
     assert torch.allclose(soft[:, 1], hard[:, 1])  # class tokens keep the one-hot target
-
-
-def test_sine_coordinate_embedding_makes_neighbouring_bins_alike(synthetic_cfg):
-    synthetic_cfg = copy.deepcopy(synthetic_cfg)
-    synthetic_cfg.model.head.coord_sine_embedding = True
-    torch.manual_seed(0)
-    head = build_model(synthetic_cfg).head
-    offset = head.tokenizer.coord_offset
-    bins = F.normalize(head.token_table()[offset:], dim=-1)
-    plain = F.normalize(head.token_embed.weight[offset:], dim=-1)
-    neighbour_similarity = (bins[1:] * bins[:-1]).sum(-1).mean()
-    assert neighbour_similarity > (bins[20:] * bins[:-20]).sum(-1).mean() + 0.2
-    assert neighbour_similarity > (plain[1:] * plain[:-1]).sum(-1).mean() + 0.5
-    assert torch.equal(head.token_table()[:offset], head.token_embed.weight[:offset])  # special and class tokens
 
 
 def test_classes_per_box_turns_a_box_into_one_detection_per_likely_class(synthetic_cfg):
