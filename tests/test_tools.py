@@ -62,6 +62,29 @@ def test_test_tool_reports_coco_map_and_draws(trained, synthetic_root, tmp_path)
     assert 'coco/bbox_mAP:' in result.stdout + result.stderr
     assert len(list(tmp_path.glob('*/vis/*.png'))) == 8
     assert (tmp_path / 'preds.pkl').stat().st_size > 0
+    analysis = run([sys.executable, 'tools/analysis_tools/class_agnostic_eval.py', str(tmp_path / 'preds.pkl'),
+                    str(synthetic_root / 'annotations' / 'instances_val.json')])
+    assert [line.split()[0] for line in analysis.stdout.splitlines()] == ['with', 'class-agnostic']
+
+
+def test_class_agnostic_eval_separates_classification_from_localisation():
+    import importlib.util
+    import torch
+    spec = importlib.util.spec_from_file_location('class_agnostic_eval',
+                                                  REPO_ROOT / 'tools' / 'analysis_tools' / 'class_agnostic_eval.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    ground_truth = dict(
+        images=[dict(id=i, file_name=f'{i}.png', width=100, height=100) for i in (1, 2)],
+        categories=[dict(id=7, name='a'), dict(id=9, name='b')],
+        annotations=[dict(id=i, image_id=i, category_id=7, bbox=[10, 20, 30, 40], area=1200, iscrowd=0)
+                     for i in (1, 2)])
+    # the right boxes with the wrong class (label 1 = category 9)
+    results = [dict(img_id=i, pred_instances=dict(bboxes=torch.tensor([[10., 20., 40., 60.]]),
+                                                   scores=torch.tensor([0.9]), labels=torch.tensor([1])))
+               for i in (1, 2)]
+    assert tool.evaluate(ground_truth, results, class_agnostic=False)['mAP'] == 0.0
+    assert tool.evaluate(ground_truth, results, class_agnostic=True)['mAP'] == pytest.approx(1.0)
 
 
 def test_resume_continues_from_the_last_checkpoint(trained, synthetic_root, tmp_path):
