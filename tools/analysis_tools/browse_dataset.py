@@ -2,7 +2,7 @@
 the token sequence as text.
 
 Example:
-    python tools/analysis_tools/browse_dataset.py configs/pix2seq_r18-tiny_1xb16-30e_synthetic.py --out-dir vis --num 4 --scale 4
+    python tools/analysis_tools/browse_dataset.py configs/pix2seq_r18-tiny_1xb16-34e_synthetic.py --out-dir vis --num 4 --scale 4
 writes vis/{index}_{image}.png and vis/{index}_{image}.txt.
 """
 import argparse

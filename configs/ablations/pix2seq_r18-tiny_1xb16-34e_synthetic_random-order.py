@@ -1,5 +1,5 @@
 # Ablation of the main synthetic config: objects in random order (the paper's default) instead of raster order.
-_base_ = '../pix2seq_r18-tiny_1xb16-30e_synthetic.py'
+_base_ = '../pix2seq_r18-tiny_1xb16-34e_synthetic.py'
 train_dataloader = dict(dataset=dict(pipeline=[
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),

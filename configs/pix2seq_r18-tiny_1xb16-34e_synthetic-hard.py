@@ -1,5 +1,5 @@
 # The synthetic config on the `hard` preset (up to 12 objects, small ones, clutter): data/synthetic_hard/.
-_base_ = './pix2seq_r18-tiny_1xb16-30e_synthetic.py'
+_base_ = './pix2seq_r18-tiny_1xb16-34e_synthetic.py'
 data_root = 'data/synthetic_hard/'
 max_objects = 12
 model = dict(head=dict(tokenizer=dict(max_objects=max_objects)), test_cfg=dict(max_per_img=max_objects * 4))
