@@ -234,6 +234,7 @@ def test_predict_returns_rescaled_instances(synthetic_cfg):
 
 def test_tokens_to_instances_drops_malformed_slots_and_undoes_flip(synthetic_cfg):
     head = build_model(synthetic_cfg).head
+    head.classes_per_box = 1  # the paper's one detection per box (the synthetic config makes one per class)
     tokenizer = head.tokenizer
     box = tokenizer.quantize(torch.tensor([0.25, 0.5, 0.75, 1.0]))
     bad_box = tokenizer.quantize(torch.tensor([0.75, 0.5, 0.25, 1.0]))  # ymax < ymin
