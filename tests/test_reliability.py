@@ -358,6 +358,7 @@ def test_amp_gradient_overflow_is_skipped_by_mmengines_loss_scaler(monkeypatch):
 # ------------------------------------------------------------------------------------------------------ decoding
 def test_malformed_decoded_slots_are_dropped_never_raised(synthetic_cfg):
     head = synthetic_model(synthetic_cfg).head
+    head.classes_per_box = 1  # one detection per decoded box (the synthetic config makes one per class)
     tokenizer = head.tokenizer
     good = tokenizer.quantize(torch.tensor([0.1, 0.2, 0.5, 0.6])).tolist()
     real = tokenizer.CLASS_OFFSET + 1
