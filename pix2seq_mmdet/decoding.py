@@ -20,7 +20,7 @@ as the official implementation computes it (``decode_object_seq_to_bbox``), so a
 (mass on FAKE) scores low.  ``renormalize_scores=True`` renormalises the softmax over the real classes instead.
 """
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -47,6 +47,8 @@ class DecodingConfig:
             host synchronisation in the loop); otherwise decode all ``max_objects`` slots, as the paper does.
         use_cache (bool): Incremental decoding with the key/value cache; ``False`` re-runs the full decoder on the
             whole prefix at every step (the slow path of other implementations, kept for comparison).
+        cuda_graph (bool): With the cache on a CUDA device, record the decoder step once as a CUDA graph and replay
+            it at every position (:class:`CUDAGraphStep`); ignored on the CPU.
         renormalize_scores (bool): Class probabilities renormalised over the real classes instead of the official
             whole-vocabulary softmax.
     """
@@ -58,6 +60,7 @@ class DecodingConfig:
     constrained: bool = False
     stop_at_eos: bool = False
     use_cache: bool = True
+    cuda_graph: bool = True
     renormalize_scores: bool = False
 
     def __post_init__(self) -> None:
@@ -78,6 +81,13 @@ class DecodingConfig:
 class DecodingCache:
     """Preallocated per-layer buffers for incremental decoding.
 
+    Before each decoder step :meth:`seek` places the step's tokens; each layer then calls :meth:`extend` to write
+    their self-attention keys/values into its buffers and read back what its queries attend to.  The position is
+    either a Python ``int`` (attention reads the filled prefix, no more) or, for *static shapes*, a (1,) int64 tensor
+    on the buffers' device: every step then has the same shapes and touches the same buffers (attention reads the
+    whole buffer under a causal mask; buffers start zeroed so that unwritten entries are finite), which is what a CUDA
+    graph needs (:class:`CUDAGraphStep`).
+
     Args:
         memory_key_value (list[tuple]): Per decoder layer, cross-attention keys and values of the encoder memory,
             each (N, H, S, Dh), projected once before the first step.
@@ -92,13 +102,73 @@ class DecodingCache:
         self.memory_attn_mask = memory_attn_mask
         reference = memory_key_value[0][0]
         shape = (reference.shape[0], num_heads, max_len, head_dims)
-        self.self_key_value = [(reference.new_empty(shape), reference.new_empty(shape)) for _ in range(num_layers)]
+        self.self_key_value = [(reference.new_zeros(shape), reference.new_zeros(shape)) for _ in range(num_layers)]
+        self.key_positions = torch.arange(max_len, device=reference.device)
+        self.positions = self.key_positions[:1]
+        self.window = 1
+        self.attn_mask: Optional[Tensor] = None
+
+    def seek(self, position: Union[int, Tensor], num_tokens: int) -> None:
+        """Place the next step's ``num_tokens`` tokens at ``position``, ``position + 1``, ... (an ``int``, or a (1,)
+        int64 device tensor for static shapes); sets ``positions`` (T,), the attended ``window`` and the causal
+        ``attn_mask`` (T, window), True where a query may attend (None for one token in the dynamic case)."""
+        if isinstance(position, Tensor):
+            self.positions = position + self.key_positions[:num_tokens]
+            self.window = self.key_positions.shape[0]
+        else:
+            self.positions = self.key_positions[position:position + num_tokens]
+            self.window = position + num_tokens
+        static_or_chunk = isinstance(position, Tensor) or num_tokens > 1
+        self.attn_mask = self.key_positions[:self.window] <= self.positions[:, None] if static_or_chunk else None
+
+    def extend(self, layer_index: int, key: Tensor, value: Tensor) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """Write a layer's (N, H, T, Dh) keys/values at ``positions``; return the (N, H, window, Dh) keys/values its
+        queries attend to and the (T, window) mask."""
+        key_buffer, value_buffer = self.self_key_value[layer_index]
+        key_buffer.index_copy_(2, self.positions, key)
+        value_buffer.index_copy_(2, self.positions, value)
+        return key_buffer[:, :, :self.window], value_buffer[:, :, :self.window], self.attn_mask
 
     def reorder(self, rows: Tensor) -> None:
-        """Keep the self-attention history of ``rows`` (N,) (beam search); the memory is shared by an image's
-        beams, so it needs no reordering."""
-        self.self_key_value = [(key.index_select(0, rows), value.index_select(0, rows))
-                               for key, value in self.self_key_value]
+        """Keep the self-attention history of ``rows`` (N,) (beam search), in place (the buffers stay the same
+        tensors); the memory is shared by an image's beams, so it needs no reordering."""
+        for key, value in self.self_key_value:
+            key.copy_(key.index_select(0, rows))
+            value.copy_(value.index_select(0, rows))
+
+
+class CUDAGraphStep:
+    """A static-shape decoding step recorded once as a CUDA graph and replayed at every position.
+
+    Small-batch decoding on a GPU is bound by launching the decoder's few hundred small kernels per token, not by
+    the GPU's arithmetic; a replay launches them all at once.  ``static_step(tokens (N, 1), position (1,) int64) ->
+    logits (N, V)`` must use the same shapes and buffers at every position (a :class:`DecodingCache` driven with a
+    tensor position).  Recording runs it twice on a side stream first (CUDA's lazy initialisations), which writes
+    position 0 of the cache; the first real step overwrites it.
+
+    Calling ``step(tokens, position)`` copies the inputs into the graph's buffers and replays it; the returned
+    logits are the graph's output buffer, overwritten by the next call.
+    """
+
+    def __init__(self, static_step: Callable[[Tensor, Tensor], Tensor], num_rows: int,
+                 device: torch.device) -> None:
+        self.tokens = torch.zeros((num_rows, 1), dtype=torch.long, device=device)
+        self.position = torch.zeros(1, dtype=torch.long, device=device)
+        side_stream = torch.cuda.Stream(device)
+        side_stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side_stream):
+            for _ in range(2):
+                static_step(self.tokens, self.position)
+        torch.cuda.current_stream(device).wait_stream(side_stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.logits = static_step(self.tokens, self.position)
+
+    def __call__(self, tokens: Tensor, position: int) -> Tensor:
+        self.tokens.copy_(tokens)
+        self.position.fill_(position)
+        self.graph.replay()
+        return self.logits
 
 
 def position_constraint(tokenizer: Pix2SeqTokenizer, device: torch.device) -> Tensor:

@@ -1,5 +1,6 @@
 """The Pix2Seq sequence head: a Transformer decoder over the token sequence, its loss and its prediction."""
-from typing import Dict, List, Optional, Tuple
+from functools import partial
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +12,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from .decoding import DecodingCache, DecodingConfig, decode_sequences
+from .decoding import CUDAGraphStep, DecodingCache, DecodingConfig, decode_sequences
 from .tokenizer import SEQUENCE_KEYS, Pix2SeqTokenizer
 from .transformer import TransformerLayer
 
@@ -89,9 +90,10 @@ class Pix2SeqHead(BaseModule):
         memory_attn_mask = None if memory_mask is None else ~memory_mask[:, None, None, :]
         return memory_key_value, memory_attn_mask
 
-    def _embed(self, tokens: Tensor, position: int = 0) -> Tensor:
-        """(B, T) tokens starting at ``position`` -> (B, T, D) token plus position embeddings."""
-        positions = torch.arange(position, position + tokens.shape[1], device=tokens.device)
+    def _embed(self, tokens: Tensor, positions: Optional[Tensor] = None) -> Tensor:
+        """(B, T) tokens at (T,) ``positions`` (default 0 .. T - 1) -> (B, T, D) token plus position embeddings."""
+        if positions is None:
+            positions = torch.arange(tokens.shape[1], device=tokens.device)
         return self.token_embed(tokens) + self.pos_embed(positions)
 
     def _logits(self, hidden: Tensor) -> Tensor:
@@ -121,13 +123,17 @@ class Pix2SeqHead(BaseModule):
         return DecodingCache(memory_key_value, memory_attn_mask, len(self.layers), self.num_heads,
                              self.embed_dims // self.num_heads, self.tokenizer.seq_len)
 
-    def forward_step(self, tokens: Tensor, position: int, cache: DecodingCache) -> Tensor:
-        """Incremental decoding: (B, T) tokens at ``position..position+T-1`` -> (B, T, V) logits."""
-        hidden = self._embed(tokens, position)
-        for layer, layer_memory, layer_cache in zip(self.layers, cache.memory_key_value, cache.self_key_value):
-            hidden = layer(hidden, is_causal=True, memory_key_value=layer_memory,
-                           memory_attn_mask=cache.memory_attn_mask, self_key_value_cache=layer_cache,
-                           position=position)
+    def forward_step(self, tokens: Tensor, position: Union[int, Tensor], cache: DecodingCache) -> Tensor:
+        """Incremental decoding: (B, T) tokens at ``position .. position + T - 1`` -> (B, T, V) logits.
+
+        ``position`` is an ``int``, or a (1,) int64 tensor on the cache's device for static shapes (CUDA graphs;
+        see :meth:`DecodingCache.seek`).
+        """
+        cache.seek(position, tokens.shape[1])
+        hidden = self._embed(tokens, cache.positions)
+        for index, layer in enumerate(self.layers):
+            hidden = layer(hidden, memory_key_value=cache.memory_key_value[index],
+                           memory_attn_mask=cache.memory_attn_mask, extend_cache=partial(cache.extend, index))
         return self._logits(hidden)
 
     # --------------------------------------------------------------------- loss
@@ -209,9 +215,11 @@ class Pix2SeqHead(BaseModule):
         if cfg.use_cache:
             cache = self.init_cache(memory, memory_mask)
 
-            def step(tokens: Tensor, position: int) -> Tensor:
+            def step(tokens: Tensor, position: Union[int, Tensor]) -> Tensor:
                 return self.forward_step(tokens, position, cache)[:, -1]
 
+            if cfg.cuda_graph and memory.is_cuda:
+                step = CUDAGraphStep(step, memory.shape[0], memory.device)
             reorder = cache.reorder
         else:
             prefix = memory.new_empty((memory.shape[0], 0), dtype=torch.long)

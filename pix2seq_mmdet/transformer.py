@@ -6,7 +6,7 @@ keys/values while decoding.
 
 Shapes: ``B`` batch, ``T`` query length, ``S`` key length, ``D`` embedding width, ``H`` heads, ``Dh = D / H``.
 """
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,7 @@ from mmcv.cnn.bricks.drop import build_dropout
 from torch import Tensor, nn
 
 KeyValue = Tuple[Tensor, Tensor]
+CacheExtender = Callable[[Tensor, Tensor], Tuple[Tensor, Tensor, Optional[Tensor]]]
 
 
 def feed_forward(embed_dims: int, ffn_dims: int, dropout: float) -> nn.Sequential:
@@ -136,7 +137,7 @@ class TransformerLayer(nn.Module):
 
     def forward(self, x: Tensor, self_attn_mask: Optional[Tensor] = None, is_causal: bool = False,
                 memory_key_value: Optional[KeyValue] = None, memory_attn_mask: Optional[Tensor] = None,
-                self_key_value_cache: Optional[KeyValue] = None, position: int = 0) -> Tensor:
+                extend_cache: Optional[CacheExtender] = None) -> Tensor:
         """Run the layer.
 
         Args:
@@ -145,23 +146,17 @@ class TransformerLayer(nn.Module):
             is_causal (bool): Causal self-attention (teacher-forced decoder).
             memory_key_value (tuple, optional): Projected memory keys/values, each (B, H, S, Dh).
             memory_attn_mask (Tensor, optional): bool (B, 1, 1, S), True for valid memory positions.
-            self_key_value_cache (tuple, optional): Preallocated (B, H, L, Dh) key/value buffers. When given, ``x``
-                holds the tokens at positions ``position .. position + T - 1``; their keys/values are written into
-                the buffers and attention reads every position up to the last one (incremental decoding).
-            position (int): Position of ``x``'s first token when decoding with the cache.
+            extend_cache (callable, optional): Incremental decoding: ``extend_cache(key, value)`` stores this step's
+                (B, H, T, Dh) self-attention keys/values and returns the keys, values and mask (True: attend) that
+                the queries attend to (``DecodingCache.extend`` of this layer); replaces ``self_attn_mask`` and
+                ``is_causal``.
 
         Returns:
             Tensor: (B, T, D).
         """
         query, key, value = self.self_attn.project_query_key_value(self.self_attn_norm(x))
-        if self_key_value_cache is not None:
-            key_cache, value_cache = self_key_value_cache
-            end = position + x.shape[1]
-            key_cache[:, :, position:end] = key
-            value_cache[:, :, position:end] = value
-            key, value = key_cache[:, :, :end], value_cache[:, :, :end]
-            if is_causal and x.shape[1] > 1:  # query i sits at position + i: bottom-right aligned causal mask
-                self_attn_mask = torch.ones(x.shape[1], end, dtype=torch.bool, device=x.device).tril(position)
+        if extend_cache is not None:
+            key, value, self_attn_mask = extend_cache(key, value)
             is_causal = False
         x = self._residual(x, self.self_attn(query, key, value, self_attn_mask, is_causal))
         if memory_key_value is not None:

@@ -13,7 +13,8 @@ from conftest import REPO_ROOT
 COMMON_FIELDS = {'section', 'model', 'batch', 'runs', 'warmup_runs', 'single_run', 'times_s', 'median_s', 'ratio',
                  'peak_mem_mb'}
 SECTION_FIELDS = {
-    'decode': COMMON_FIELDS | {'decoder', 'objects', 'tokens', 'memory_positions', 'ms_per_run', 'tokens_per_s'},
+    'decode': COMMON_FIELDS | {'decoder', 'objects', 'tokens', 'memory_positions', 'ms_per_run', 'ms_per_step',
+                               'tokens_per_s'},
     'infer': COMMON_FIELDS | {'size', 'images', 's_per_image'},
     'train': COMMON_FIELDS | {'size', 'images', 's_per_image'},
 }
@@ -68,6 +69,7 @@ def test_times_positive_and_figures_consistent(tiny_report):
         assert row['peak_mem_mb'] >= 0
         if row['section'] == 'decode':
             assert row['ms_per_run'] == pytest.approx(1000 * row['median_s'])
+            assert row['ms_per_step'] == pytest.approx(row['ms_per_run'] / row['tokens'])
             assert row['tokens_per_s'] == pytest.approx(row['batch'] * row['tokens'] / row['median_s'])
         else:
             assert row['s_per_image'] == pytest.approx(row['median_s'] / row['images'])

@@ -112,8 +112,11 @@ def test_cached_decoder_matches_full_decoder_logits(synthetic_cfg):
         cache = head.init_cache(memory, memory_mask)
         chunked = torch.cat([head.forward_step(tokens[:, :7], 0, cache), head.forward_step(tokens[:, 7:], 7, cache)],
                             dim=1)
+        cache = head.init_cache(memory, memory_mask)  # static shapes (CUDA graphs): tensor positions
+        static = torch.cat([head.forward_step(tokens[:, i:i + 1], torch.tensor([i]), cache) for i in range(12)], dim=1)
     assert torch.allclose(full, stepped, atol=1e-5)
     assert torch.allclose(full, chunked, atol=1e-5)
+    assert torch.allclose(full, static, atol=1e-5)
 
 
 def decode(model, inputs, samples, seed=None, **test_cfg):
@@ -140,6 +143,19 @@ def test_cached_and_uncached_greedy_decode_agree(synthetic_cfg):
     _, renormalized = decode(model, inputs, samples, strategy='greedy', renormalize_scores=True)
     assert torch.allclose(renormalized.sum(-1), torch.ones(3, 6))
     assert torch.allclose(renormalized, cached_probs / cached_probs.sum(-1, keepdim=True), atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA graphs need a GPU')
+@pytest.mark.parametrize('test_cfg', [dict(strategy='greedy'), dict(strategy='beam', beam_width=3)])
+def test_cuda_graph_decoding_equals_eager_decoding(synthetic_cfg, test_cfg):
+    torch.manual_seed(5)
+    model = build_model(synthetic_cfg).eval().cuda()
+    inputs, samples = make_batch(model, batch_size=2)
+    inputs = inputs.cuda()
+    graphed_tokens, graphed_probs = decode(model, inputs, samples, cuda_graph=True, **test_cfg)
+    eager_tokens, eager_probs = decode(model, inputs, samples, cuda_graph=False, **test_cfg)
+    assert torch.equal(graphed_tokens, eager_tokens)
+    assert torch.allclose(graphed_probs, eager_probs, atol=1e-4)
 
 
 def test_beam_of_width_one_and_top_k_one_equal_greedy(synthetic_cfg):

@@ -5,7 +5,9 @@ Sections (``--sections``, all by default):
 * ``decode``: the head of the R50 paper config decodes N objects (5 N tokens, greedy, ``stop_at_eos=False``) for B
   images from a fixed random encoder memory of shape (B, S, D), S the stride-32 feature positions of a
   ``--decode-size`` image, once with the key/value cache (``use_cache=True``) and once re-running the whole decoder
-  on the prefix at every step (``use_cache=False``).  Ratio: full / cached.
+  on the prefix at every step (``use_cache=False``); on CUDA also with the cache and the step replayed as a CUDA
+  graph (``graphed``; ``cached`` is then the eager cached decoder, ``cuda_graph=False``).
+  Ratio: full / cached (and full / graphed).
 * ``infer``: ``model.test_step`` end to end (data preprocessing, backbone, transformer, decoding, post-processing) in
   eval mode under ``torch.no_grad()`` on one random S x S image repeated ``--infer-batch`` times.
   Ratio: Pix2Seq / DETR.
@@ -59,7 +61,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 SECTIONS = ('decode', 'infer', 'train')
 MODEL_NAMES = ('pix2seq', 'detr')
-DECODERS = ('cached', 'full')
+DECODERS = {'cpu': ('cached', 'full'), 'cuda': ('cached', 'graphed', 'full')}
 PIX2SEQ_CONFIG = REPO_ROOT / 'configs' / 'pix2seq_r50_8xb4-300e_coco.py'
 DETR_CONFIG = 'mmdet::detr/detr_r50_8xb2-150e_coco.py'
 FEATURE_STRIDE = 32  # the R50 configs' backbone output (out_indices=(3, ))
@@ -73,7 +75,7 @@ PEAK_MEMORY_METHOD = {
             'memory allocated after imports: weights, inputs, activations and optimiser state of that row alone '
             '(allocator caches excluded)',
 }
-RATIO_DEFINITIONS = {'decode': 'full / cached median_s', 'infer': 'pix2seq / detr median_s',
+RATIO_DEFINITIONS = {'decode': 'full / this decoder\'s median_s (the full row: full / cached)', 'infer': 'pix2seq / detr median_s',
                      'train': 'pix2seq / detr median_s'}
 
 # settings and model sizes of --tiny (explicit command-line options still win)
@@ -189,8 +191,8 @@ def setup_decode(task: dict) -> Callable[[], object]:
     head = MODELS.build(cfg.model.head)
     head.init_weights()
     head.to(task['device']).eval()
-    head.decoding_cfg = DecodingConfig(strategy='greedy', stop_at_eos=False,
-                                       use_cache=task['decoder'] == 'cached')
+    head.decoding_cfg = DecodingConfig(strategy='greedy', stop_at_eos=False, use_cache=task['decoder'] != 'full',
+                                       cuda_graph=task['decoder'] == 'graphed')
     positions = (task['decode_size'] // FEATURE_STRIDE)**2
     generator = torch.Generator().manual_seed(SEED)
     memory = torch.randn(task['batch'], positions, memory_dims, generator=generator).to(task['device'])
@@ -321,7 +323,8 @@ def plan_tasks(args: argparse.Namespace) -> List[dict]:
     if 'decode' in args.sections:
         tasks += [dict(common, section='decode', model='pix2seq', decoder=decoder, batch=batch, objects=objects,
                        decode_size=args.decode_size)
-                  for batch in args.batch_sizes for objects in args.num_objects for decoder in DECODERS]
+                  for batch in args.batch_sizes for objects in args.num_objects
+                  for decoder in DECODERS[args.device]]
     for section, batch in (('infer', args.infer_batch), ('train', args.train_batch)):
         if section in args.sections:
             tasks += [dict(common, section=section, model=model, size=size, batch=batch,
@@ -338,7 +341,8 @@ def make_row(task: dict, result: dict) -> dict:
         tokens = 5 * task['objects']
         row.update(decoder=task['decoder'], batch=task['batch'], objects=task['objects'], tokens=tokens,
                    memory_positions=(task['decode_size'] // FEATURE_STRIDE)**2)
-        figures = dict(ms_per_run=1000 * median, tokens_per_s=task['batch'] * tokens / median)
+        figures = dict(ms_per_run=1000 * median, ms_per_step=1000 * median / tokens,
+                       tokens_per_s=task['batch'] * tokens / median)
     else:
         row.update(size=task['size'], batch=task['batch'], images=task['batch'])
         figures = dict(s_per_image=median / task['batch'])
@@ -348,7 +352,7 @@ def make_row(task: dict, result: dict) -> dict:
 
 
 def group_pairs(rows: List[dict]) -> List[Dict[str, dict]]:
-    """The compared rows, in order: ``{'cached': row, 'full': row}`` per decode batch and object count,
+    """The compared rows, in order: ``{decoder: row}`` per decode batch and object count,
     ``{'pix2seq': row, 'detr': row}`` per inference/training size."""
     pairs: Dict[tuple, Dict[str, dict]] = {}
     for row in rows:
@@ -361,11 +365,14 @@ def group_pairs(rows: List[dict]) -> List[Dict[str, dict]]:
 
 
 def add_ratios(rows: List[dict]) -> None:
-    """Set ``ratio`` on both rows of each pair: full / cached for decoding, pix2seq / detr otherwise."""
+    """Set ``ratio`` on every row: full / that decoder for decoding (full / cached on the full row), pix2seq / detr
+    on both rows otherwise."""
     for pair in group_pairs(rows):
-        numerator, denominator = (pair['full'], pair['cached']) if 'full' in pair else (pair['pix2seq'], pair['detr'])
-        ratio = numerator['median_s'] / denominator['median_s']
-        numerator['ratio'] = denominator['ratio'] = ratio
+        if 'full' in pair:
+            for decoder, row in pair.items():
+                row['ratio'] = pair['full']['median_s'] / pair['cached' if decoder == 'full' else decoder]['median_s']
+        else:
+            pair['pix2seq']['ratio'] = pair['detr']['ratio'] = pair['pix2seq']['median_s'] / pair['detr']['median_s']
 
 
 # ----------------------------------------------------------------------------------------------------- output
@@ -383,13 +390,16 @@ def section_table(section: str, rows: List[dict]) -> str:
     """One line per pair of the section's rows."""
     pairs = group_pairs([row for row in rows if row['section'] == section])
     if section == 'decode':
-        headers = ['batch', 'objects', 'tokens', 'cached ms', 'cached tok/s', 'cached MiB', 'full ms', 'full tok/s',
-                   'full MiB', 'full/cached']
+        decoders = [decoder for decoder in ('cached', 'graphed', 'full') if pairs and decoder in pairs[0]]
+        faster = [decoder for decoder in decoders if decoder != 'full']
+        headers = (['batch', 'objects', 'tokens']
+                   + [f'{decoder} {figure}' for decoder in decoders for figure in ('ms', 'ms/step', 'tok/s', 'MiB')]
+                   + [f'full/{decoder}' for decoder in faster])
         lines = [[str(pair['cached']['batch']), str(pair['cached']['objects']), str(pair['cached']['tokens'])]
-                 + [figure for decoder in DECODERS for figure in (
-                     f"{pair[decoder]['ms_per_run']:.1f}", f"{pair[decoder]['tokens_per_s']:.0f}",
-                     f"{pair[decoder]['peak_mem_mb']:.0f}")]
-                 + [f"{pair['full']['ratio']:.2f}"] for pair in pairs]
+                 + [figure for decoder in decoders for figure in (
+                     f"{pair[decoder]['ms_per_run']:.1f}", f"{pair[decoder]['ms_per_step']:.3f}",
+                     f"{pair[decoder]['tokens_per_s']:.0f}", f"{pair[decoder]['peak_mem_mb']:.0f}")]
+                 + [f"{pair[decoder]['ratio']:.2f}" for decoder in faster] for pair in pairs]
     else:
         headers = ['size', 'batch', 'pix2seq s/img', 'pix2seq MiB', 'detr s/img', 'detr MiB', 'pix2seq/detr']
         lines = [[str(pair['pix2seq']['size']), str(pair['pix2seq']['batch'])]
@@ -412,6 +422,9 @@ def long_run_note(rows: List[dict]) -> str:
     return f'  [{count} row(s) timed by one long warm-up run]' if count else ''
 
 
+LINE_STYLES = {'cached': '-', 'graphed': ':', 'full': '--'}
+
+
 def plot_decode(rows: List[dict], path: str) -> None:
     """Decode time against object count, one line per decoder and batch size."""
     import matplotlib
@@ -426,7 +439,7 @@ def plot_decode(rows: List[dict], path: str) -> None:
     for (decoder, batch), points in series.items():
         points.sort(key=lambda row: row['objects'])
         axes.plot([row['objects'] for row in points], [row['ms_per_run'] for row in points], marker='o',
-                  color=f'C{batches.index(batch)}', linestyle='-' if decoder == 'cached' else '--',
+                  color=f'C{batches.index(batch)}', linestyle=LINE_STYLES[decoder],
                   label=f'{decoder}, batch {batch}')
     axes.set(xlabel='objects decoded (5 tokens each)', ylabel='ms per run', yscale='log',
              title='Pix2Seq decoding: KV cache vs full re-run')
