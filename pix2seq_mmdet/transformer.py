@@ -17,16 +17,31 @@ KeyValue = Tuple[Tensor, Tensor]
 CacheExtender = Callable[[Tensor, Tensor], Tuple[Tensor, Tensor, Optional[Tensor]]]
 
 
-def feed_forward(embed_dims: int, ffn_dims: int, dropout: float) -> nn.Sequential:
-    """(..., D) -> (..., D): Linear, GELU, dropout, Linear."""
-    return nn.Sequential(
-        nn.Linear(embed_dims, ffn_dims), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dims, embed_dims))
-
-
 def residual_dropout(dropout: float, drop_path: float) -> nn.Sequential:
     """Dropout then stochastic depth (mmcv's ``DropPath``) on a residual branch."""
     path = build_dropout(dict(type='DropPath', drop_prob=drop_path)) if drop_path > 0 else nn.Identity()
     return nn.Sequential(nn.Dropout(dropout), path)
+
+
+class FeedForwardBlock(nn.Module):
+    """Pre-norm residual feed-forward block: (..., D) -> x + branch_dropout(Linear(dropout(GELU(Linear(norm(x)))))).
+
+    Args:
+        embed_dims (int): Width ``D``.
+        ffn_dims (int): Hidden width.
+        dropout (float): Dropout of the hidden layer and of the residual branch.
+        drop_path (float): Stochastic depth of the residual branch.
+    """
+
+    def __init__(self, embed_dims: int, ffn_dims: int, dropout: float, drop_path: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(embed_dims)
+        self.layers = nn.Sequential(
+            nn.Linear(embed_dims, ffn_dims), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dims, embed_dims))
+        self.branch_dropout = residual_dropout(dropout, drop_path)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.branch_dropout(self.layers(self.norm(x)))
 
 
 def single_query_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
@@ -128,8 +143,7 @@ class TransformerLayer(nn.Module):
         if cross_attention:
             self.cross_attn_norm = nn.LayerNorm(embed_dims)
             self.cross_attn = Attention(embed_dims, num_heads, dropout)
-        self.ffn_norm = nn.LayerNorm(embed_dims)
-        self.ffn = feed_forward(embed_dims, ffn_dims, dropout)
+        self.ffn = FeedForwardBlock(embed_dims, ffn_dims, dropout, drop_path)
         self.branch_dropout = residual_dropout(dropout, drop_path)
 
     def _residual(self, x: Tensor, branch: Tensor) -> Tensor:
@@ -162,7 +176,7 @@ class TransformerLayer(nn.Module):
         if memory_key_value is not None:
             query = self.cross_attn.project_query(self.cross_attn_norm(x))
             x = self._residual(x, self.cross_attn(query, *memory_key_value, memory_attn_mask))
-        return self._residual(x, self.ffn(self.ffn_norm(x)))
+        return self.ffn(x)
 
 
 class Pix2SeqEncoder(nn.Module):
@@ -219,9 +233,7 @@ class MemoryProjection(nn.Module):
         self.mode = mode
         self.proj = nn.Sequential(nn.Linear(in_dims, embed_dims), nn.LayerNorm(embed_dims))
         if mode == 'mlp':
-            self.ffn_norm = nn.LayerNorm(embed_dims)
-            self.ffn = feed_forward(embed_dims, ffn_dims, dropout)
-            self.branch_dropout = residual_dropout(dropout, drop_path)
+            self.mlp = FeedForwardBlock(embed_dims, ffn_dims, dropout, drop_path)
 
     @property
     def uses_positions(self) -> bool:
@@ -233,5 +245,5 @@ class MemoryProjection(nn.Module):
         if self.uses_positions:
             memory = memory + positions
         if self.mode == 'mlp':
-            memory = memory + self.branch_dropout(self.ffn(self.ffn_norm(memory)))
+            memory = self.mlp(memory)
         return memory
