@@ -1,13 +1,13 @@
 """mmdet's ``CocoDataset`` with checked annotations and named, survivable image failures."""
-import copy
 import warnings
-from typing import List, Optional
+from functools import partial
+from typing import List, Optional, Sequence
 
 import mmcv
 from mmdet.datasets import CocoDataset
 from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
-from mmengine.fileio import get, get_file_backend, get_local_path
+from mmengine.fileio import get, get_file_backend
 
 from .annotations import check_classes_are_categories, check_coco_annotations, read_coco_file
 
@@ -28,6 +28,26 @@ def image_file_problem(path: str, backend_args: Optional[dict] = None) -> Option
     return None
 
 
+class CheckedCOCO(COCO):
+    """mmdet's COCO API over an annotation file read and checked first.
+
+    Args:
+        local_path (str): The file on disk.
+        ann_file (str): Its name in messages (the dataset's ``ann_file``).
+        require_annotations (bool): Whether the ``annotations`` section must exist (training).
+        classes (Sequence[str]): The dataset's classes; each must be a category of the file.
+    """
+
+    def __init__(self, local_path: str, ann_file: str, require_annotations: bool, classes: Sequence[str]) -> None:
+        annotations = read_coco_file(local_path, ann_file)
+        check_coco_annotations(annotations, ann_file, require_annotations=require_annotations)
+        check_classes_are_categories(classes, annotations['categories'], ann_file)
+        super().__init__()
+        self.dataset = annotations
+        self.createIndex()
+        self.img_ann_map, self.cat_img_map = self.imgToAnns, self.catToImgs
+
+
 @DATASETS.register_module()
 class Pix2SeqCocoDataset(CocoDataset):
     """``CocoDataset`` that checks its annotation file and survives a bad image.
@@ -43,27 +63,10 @@ class Pix2SeqCocoDataset(CocoDataset):
     """
 
     def load_data_list(self) -> List[dict]:
-        """Check the annotation file, then build mmdet's data list from it (``CocoDataset.load_data_list``)."""
-        with get_local_path(self.ann_file, backend_args=self.backend_args) as local_path:
-            annotations = read_coco_file(local_path, self.ann_file)
-        check_coco_annotations(annotations, self.ann_file, require_annotations=not self.test_mode)
-        check_classes_are_categories(self.metainfo['classes'], annotations['categories'], self.ann_file)
-        self.coco = COCO()
-        self.coco.dataset = annotations
-        self.coco.createIndex()
-        self.coco.img_ann_map, self.coco.cat_img_map = self.coco.imgToAnns, self.coco.catToImgs
-
-        self.cat_ids = self.coco.get_cat_ids(cat_names=self.metainfo['classes'])
-        self.cat2label = {cat_id: label for label, cat_id in enumerate(self.cat_ids)}
-        self.cat_img_map = copy.deepcopy(self.coco.cat_img_map)
-        data_list = []
-        for img_id in self.coco.get_img_ids():
-            raw_img_info = self.coco.load_imgs([img_id])[0]
-            raw_img_info['img_id'] = img_id
-            raw_ann_info = self.coco.load_anns(self.coco.get_ann_ids(img_ids=[img_id]))
-            data_list.append(self.parse_data_info(dict(raw_ann_info=raw_ann_info, raw_img_info=raw_img_info)))
-        del self.coco
-        return data_list
+        """mmdet's ``CocoDataset.load_data_list``, reading the file through :class:`CheckedCOCO`."""
+        self.COCOAPI = partial(CheckedCOCO, ann_file=self.ann_file, require_annotations=not self.test_mode,
+                               classes=self.metainfo['classes'])
+        return super().load_data_list()
 
     def prepare_data(self, idx: int) -> Optional[dict]:
         try:
