@@ -58,3 +58,6 @@ param_scheduler = [
 ]
 auto_scale_lr = dict(base_batch_size=16)
 default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
+# a fixed seed: at this budget the final mAP depends strongly on the seed (README: results of several seeds); mmdet's
+# own configs leave it unset, `--cfg-options randomness.seed=N` chooses another
+randomness = dict(seed=0)

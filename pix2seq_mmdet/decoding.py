@@ -2,7 +2,8 @@
 
 The decoder is driven through a ``step`` callable, ``step(tokens, position) -> logits``, that maps the (N, 1) tokens
 at ``position`` to the (N, V) logits of the next token; with a :class:`DecodingCache` each step costs one token's
-worth of compute, without it (``use_cache=False``) the whole prefix is decoded again at every step.
+worth of compute, without it (``use_cache=False``) the whole prefix is decoded again at every step.  On a GPU the
+cached step is recorded once as a CUDA graph and replayed (:class:`CUDAGraphStep`, ``cuda_graph``).
 
 Strategies (``DecodingConfig.strategy``):
     * ``greedy``: the most likely token.
