@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PRESET="${PRESET:-easy}"
 case "$PRESET" in
-  easy) CONFIG=configs/pix2seq_r18-tiny_1xb16-34e_synthetic.py; DATA=data/synthetic ;;
+  easy) CONFIG=configs/pix2seq_r18-tiny_1xb16-44e_synthetic-stride16.py; DATA=data/synthetic ;;
   hard) CONFIG=configs/pix2seq_r18-tiny_1xb16-34e_synthetic-hard.py; DATA=data/synthetic_hard ;;
   *) echo "run_synthetic.sh: PRESET must be easy or hard, got '$PRESET'" >&2; exit 2 ;;
 esac
