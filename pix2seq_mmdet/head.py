@@ -31,8 +31,9 @@ class Pix2SeqHead(BaseModule):
         num_layers (int): Decoder layers.
         num_heads (int): Attention heads.
         ffn_dims (int): Feed-forward hidden width.
-        dropout (float): Dropout rate.
-        drop_path (float): Stochastic depth rate.
+        dropout (float): Dropout of the FFN hidden units.
+        drop_path (float): Stochastic depth rate of the residual branches.
+        attn_dropout (float): Dropout of the attention weights (the official detection configs: 0).
         coord_target_sigma (float): Standard deviation, in bins, of a Gaussian soft target for coordinate tokens
             (a convergence option, not in the paper): the loss of a coordinate token becomes the cross-entropy
             against that Gaussian over the bins, so a prediction one bin off is nearly right, which teaches the
@@ -47,8 +48,8 @@ class Pix2SeqHead(BaseModule):
 
     def __init__(self, tokenizer: dict, embed_dims: int = 256, num_layers: int = 6,
                  num_heads: int = 8, ffn_dims: int = 1024, dropout: float = 0.1, drop_path: float = 0.1,
-                 coord_target_sigma: float = 0.0, train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 attn_dropout: float = 0.0, coord_target_sigma: float = 0.0, train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.tokenizer = Pix2SeqTokenizer(**tokenizer)
         test_cfg = dict(test_cfg or {})
@@ -69,7 +70,7 @@ class Pix2SeqHead(BaseModule):
         self.token_embed = nn.Embedding(self.tokenizer.vocab_size, embed_dims)
         self.pos_embed = nn.Embedding(self.tokenizer.seq_len, embed_dims)
         self.layers = nn.ModuleList(
-            TransformerLayer(embed_dims, num_heads, ffn_dims, dropout, drop_path, cross_attention=True)
+            TransformerLayer(embed_dims, num_heads, ffn_dims, dropout, drop_path, attn_dropout, cross_attention=True)
             for _ in range(num_layers))
         self.norm = nn.LayerNorm(embed_dims)
         self.output_bias = nn.Parameter(torch.zeros(self.tokenizer.vocab_size))

@@ -17,19 +17,19 @@ KeyValue = Tuple[Tensor, Tensor]
 CacheExtender = Callable[[Tensor, Tensor], Tuple[Tensor, Tensor, Optional[Tensor]]]
 
 
-def residual_dropout(dropout: float, drop_path: float) -> nn.Sequential:
-    """Dropout then stochastic depth (mmcv's ``DropPath``) on a residual branch."""
-    path = build_dropout(dict(type='DropPath', drop_prob=drop_path)) if drop_path > 0 else nn.Identity()
-    return nn.Sequential(nn.Dropout(dropout), path)
+def stochastic_depth(drop_path: float) -> nn.Module:
+    """Stochastic depth (mmcv's ``DropPath``) of a residual branch, the official code's only regularisation of
+    residual branches (no plain dropout there)."""
+    return build_dropout(dict(type='DropPath', drop_prob=drop_path)) if drop_path > 0 else nn.Identity()
 
 
 class FeedForwardBlock(nn.Module):
-    """Pre-norm residual feed-forward block: (..., D) -> x + branch_dropout(Linear(dropout(GELU(Linear(norm(x)))))).
+    """Pre-norm residual feed-forward block: (..., D) -> x + drop_path(Linear(dropout(GELU(Linear(norm(x)))))).
 
     Args:
         embed_dims (int): Width ``D``.
         ffn_dims (int): Hidden width.
-        dropout (float): Dropout of the hidden layer and of the residual branch.
+        dropout (float): Dropout of the hidden units (the official ``drop_units``).
         drop_path (float): Stochastic depth of the residual branch.
     """
 
@@ -38,10 +38,10 @@ class FeedForwardBlock(nn.Module):
         self.norm = nn.LayerNorm(embed_dims)
         self.layers = nn.Sequential(
             nn.Linear(embed_dims, ffn_dims), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dims, embed_dims))
-        self.branch_dropout = residual_dropout(dropout, drop_path)
+        self.drop_path = stochastic_depth(drop_path)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.branch_dropout(self.layers(self.norm(x)))
+        return x + self.drop_path(self.layers(self.norm(x)))
 
 
 def single_query_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
@@ -124,30 +124,33 @@ class Attention(nn.Module):
 class TransformerLayer(nn.Module):
     """Pre-norm layer: self-attention, optional cross-attention to a memory, feed-forward network.
 
-    Each residual branch goes through dropout and stochastic depth (mmcv's ``DropPath``).
+    Regularisation as the official code: dropout of the FFN hidden units (``drop_units``), dropout of the attention
+    weights (``drop_att``, 0 in the official detection configs) and stochastic depth (mmcv's ``DropPath``) of each
+    residual branch.
 
     Args:
         embed_dims (int): Width ``D``.
         num_heads (int): Attention heads.
         ffn_dims (int): Hidden width of the feed-forward network.
-        dropout (float): Dropout in attention weights, FFN hidden layer and residual branches.
+        dropout (float): Dropout of the FFN hidden units.
         drop_path (float): Stochastic depth rate of each residual branch.
+        attn_dropout (float): Dropout of the attention weights.
         cross_attention (bool): Whether the layer attends to a memory (decoder) or not (encoder).
     """
 
     def __init__(self, embed_dims: int, num_heads: int, ffn_dims: int, dropout: float = 0.1,
-                 drop_path: float = 0.1, cross_attention: bool = False) -> None:
+                 drop_path: float = 0.1, attn_dropout: float = 0.0, cross_attention: bool = False) -> None:
         super().__init__()
         self.self_attn_norm = nn.LayerNorm(embed_dims)
-        self.self_attn = Attention(embed_dims, num_heads, dropout)
+        self.self_attn = Attention(embed_dims, num_heads, attn_dropout)
         if cross_attention:
             self.cross_attn_norm = nn.LayerNorm(embed_dims)
-            self.cross_attn = Attention(embed_dims, num_heads, dropout)
+            self.cross_attn = Attention(embed_dims, num_heads, attn_dropout)
         self.ffn = FeedForwardBlock(embed_dims, ffn_dims, dropout, drop_path)
-        self.branch_dropout = residual_dropout(dropout, drop_path)
+        self.drop_path = stochastic_depth(drop_path)
 
     def _residual(self, x: Tensor, branch: Tensor) -> Tensor:
-        return x + self.branch_dropout(branch)
+        return x + self.drop_path(branch)
 
     def forward(self, x: Tensor, self_attn_mask: Optional[Tensor] = None, is_causal: bool = False,
                 memory_key_value: Optional[KeyValue] = None, memory_attn_mask: Optional[Tensor] = None,
@@ -187,16 +190,18 @@ class Pix2SeqEncoder(nn.Module):
         embed_dims (int): Width ``D`` (paper: 256).
         num_heads (int): Attention heads (paper: 8).
         ffn_dims (int): Feed-forward hidden width (paper: 1024).
-        dropout (float): Dropout rate (paper: 0.1).
-        drop_path (float): Stochastic depth rate (paper: 0.1).
+        dropout (float): Dropout of the FFN hidden units (official: 0.1).
+        drop_path (float): Stochastic depth rate (official: 0.1).
+        attn_dropout (float): Dropout of the attention weights (official: 0).
     """
 
     def __init__(self, num_layers: int = 6, embed_dims: int = 256, num_heads: int = 8, ffn_dims: int = 1024,
-                 dropout: float = 0.1, drop_path: float = 0.1) -> None:
+                 dropout: float = 0.1, drop_path: float = 0.1, attn_dropout: float = 0.0) -> None:
         super().__init__()
         self.embed_dims = embed_dims
         self.layers = nn.ModuleList(
-            TransformerLayer(embed_dims, num_heads, ffn_dims, dropout, drop_path) for _ in range(num_layers))
+            TransformerLayer(embed_dims, num_heads, ffn_dims, dropout, drop_path, attn_dropout)
+            for _ in range(num_layers))
         self.norm = nn.LayerNorm(embed_dims)
 
     def forward(self, x: Tensor, key_padding_mask: Optional[Tensor] = None) -> Tensor:

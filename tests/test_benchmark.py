@@ -88,3 +88,21 @@ def test_ratios_are_quotients_of_medians(tiny_report):
             expected = pair[numerator]['median_s'] / pair[denominator]['median_s']
             assert pair[numerator]['ratio'] == pytest.approx(expected)
             assert pair[denominator]['ratio'] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize('keep_long_warmup', [False, True])
+def test_a_long_warmup_shortens_the_timing(keep_long_warmup):
+    sys.path.insert(0, str(REPO_ROOT / 'tools'))
+    from benchmark import time_runs
+    calls = []
+
+    def run():
+        calls.append(None)
+
+    short = time_runs(run, 'cpu', warmup=2, repeats=3, long_run=60.0, keep_long_warmup=keep_long_warmup)
+    assert (len(short[0]), short[1:], len(calls)) == (3, (2, False), 5)
+    calls.clear()
+    long = time_runs(run, 'cpu', warmup=2, repeats=3, long_run=-1.0, keep_long_warmup=keep_long_warmup)
+    # a long first warm-up: it is the only sample, or one timed run follows it
+    expected = (1, (0, True), 1) if keep_long_warmup else (1, (1, False), 2)
+    assert (len(long[0]), long[1:], len(calls)) == expected

@@ -7,6 +7,7 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from pix2seq_mmdet.decoding import filter_logits
+from pix2seq_mmdet.transformer import TransformerLayer
 
 IMAGE_SIZE = 64
 
@@ -57,6 +58,21 @@ def test_loss_shapes_and_gradients_reach_every_part(synthetic_cfg):
                  model.head.token_embed):
         grads = [p.grad for p in part.parameters() if p.requires_grad]
         assert grads and all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize('attn_dropout', [0.0, 0.5])
+def test_dropout_only_where_the_official_code_has_it(attn_dropout):
+    """FFN hidden units and (when set) attention weights are dropped in training; the residual branches are not."""
+    torch.manual_seed(0)
+    layer = TransformerLayer(16, 2, 32, dropout=0.5, drop_path=0.0, attn_dropout=attn_dropout,
+                             cross_attention=True).train()
+    torch.nn.init.zeros_(layer.ffn.layers[-1].weight)  # the FFN branch adds its bias whatever its hidden dropout
+    memory = layer.cross_attn.project_key_value(torch.randn(2, 7, 16))
+    x = torch.randn(2, 5, 16)
+    first, second = (layer(x, is_causal=True, memory_key_value=memory) for _ in range(2))
+    assert torch.equal(first, second) == (attn_dropout == 0)
+    hidden = torch.randn(2, 5, 32)
+    assert not torch.equal(layer.ffn.layers[2](hidden), hidden)  # the hidden-unit dropout is live
 
 
 @pytest.mark.parametrize('mode', ['linear', 'linear_p', 'mlp'])
