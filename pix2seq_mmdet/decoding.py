@@ -3,7 +3,8 @@
 The decoder is driven through a ``step`` callable, ``step(tokens, position) -> logits``, that maps the (N, 1) tokens
 at ``position`` to the (N, V) logits of the next token; with a :class:`DecodingCache` each step costs one token's
 worth of compute, without it (``use_cache=False``) the whole prefix is decoded again at every step.  On a GPU the
-cached step is recorded once as a CUDA graph and replayed (:class:`CUDAGraphStep`, ``cuda_graph``).
+cached step is recorded once as a CUDA graph and replayed (``cuda_graph``); ``compile`` fuses its small operations
+with ``torch.compile`` (:class:`StaticStep` drives both).
 
 Strategies (``DecodingConfig.strategy``):
     * ``greedy``: the most likely token.
@@ -49,7 +50,10 @@ class DecodingConfig:
         use_cache (bool): Incremental decoding with the key/value cache; ``False`` re-runs the full decoder on the
             whole prefix at every step (the slow path of other implementations, kept for comparison).
         cuda_graph (bool): With the cache on a CUDA device, record the decoder step once as a CUDA graph and replay
-            it at every position (:class:`CUDAGraphStep`); ignored on the CPU.
+            it at every position (:class:`StaticStep`); ignored on the CPU.
+        compile (bool): With the cache, ``torch.compile`` the decoder step (static shapes, one graph; on CUDA before
+            it is recorded as a CUDA graph).  The first decode of each batch size compiles, which takes tens of
+            seconds.
         renormalize_scores (bool): Class probabilities renormalised over the real classes instead of the official
             whole-vocabulary softmax.
     """
@@ -62,6 +66,7 @@ class DecodingConfig:
     stop_at_eos: bool = False
     use_cache: bool = True
     cuda_graph: bool = True
+    compile: bool = False
     renormalize_scores: bool = False
 
     def __post_init__(self) -> None:
@@ -87,7 +92,7 @@ class DecodingCache:
     either a Python ``int`` (attention reads the filled prefix, no more) or, for *static shapes*, a (1,) int64 tensor
     on the buffers' device: every step then has the same shapes and touches the same buffers (attention reads the
     whole buffer under a causal mask; buffers start zeroed so that unwritten entries are finite), which is what a CUDA
-    graph needs (:class:`CUDAGraphStep`).
+    graph and a compiled step need (:class:`StaticStep`).
 
     Args:
         memory_key_value (list[tuple]): Per decoder layer, cross-attention keys and values of the encoder memory,
@@ -138,36 +143,42 @@ class DecodingCache:
             value.copy_(value.index_select(0, rows))
 
 
-class CUDAGraphStep:
-    """A static-shape decoding step recorded once as a CUDA graph and replayed at every position.
+class StaticStep:
+    """A decoding step driven with static shapes, optionally recorded once as a CUDA graph and replayed.
+
+    ``static_step(tokens (N, 1), position (1,) int64) -> logits (N, V)`` must use the same shapes and buffers at every
+    position (a :class:`DecodingCache` driven with a tensor position).  Each call copies the tokens and the position
+    into the same two device tensors, so a ``torch.compile``-d step sees identical inputs and never recompiles.
 
     Small-batch decoding on a GPU is bound by launching the decoder's few hundred small kernels per token, not by
-    the GPU's arithmetic; a replay launches them all at once.  ``static_step(tokens (N, 1), position (1,) int64) ->
-    logits (N, V)`` must use the same shapes and buffers at every position (a :class:`DecodingCache` driven with a
-    tensor position).  Recording runs it twice on a side stream first (CUDA's lazy initialisations), which writes
-    position 0 of the cache; the first real step overwrites it.
-
-    Calling ``step(tokens, position)`` copies the inputs into the graph's buffers and replays it; the returned
-    logits are the graph's output buffer, overwritten by the next call.
+    the GPU's arithmetic; with ``cuda_graph`` the step is recorded once and a replay launches them all at once.
+    Recording runs the step twice on a side stream first (CUDA's lazy initialisations, and compilation), which writes
+    position 0 of the cache; the first real step overwrites it.  The returned logits are then the graph's output
+    buffer, overwritten by the next call.
     """
 
-    def __init__(self, static_step: Callable[[Tensor, Tensor], Tensor], num_rows: int,
-                 device: torch.device) -> None:
+    def __init__(self, static_step: Callable[[Tensor, Tensor], Tensor], num_rows: int, device: torch.device,
+                 cuda_graph: bool) -> None:
+        self.static_step = static_step
         self.tokens = torch.zeros((num_rows, 1), dtype=torch.long, device=device)
         self.position = torch.zeros(1, dtype=torch.long, device=device)
-        side_stream = torch.cuda.Stream(device)
-        side_stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side_stream):
-            for _ in range(2):
-                static_step(self.tokens, self.position)
-        torch.cuda.current_stream(device).wait_stream(side_stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.logits = static_step(self.tokens, self.position)
+        self.graph = None
+        if cuda_graph:
+            side_stream = torch.cuda.Stream(device)
+            side_stream.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side_stream):
+                for _ in range(2):
+                    static_step(self.tokens, self.position)
+            torch.cuda.current_stream(device).wait_stream(side_stream)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.logits = static_step(self.tokens, self.position)
 
     def __call__(self, tokens: Tensor, position: int) -> Tensor:
         self.tokens.copy_(tokens)
         self.position.fill_(position)
+        if self.graph is None:
+            return self.static_step(self.tokens, self.position)
         self.graph.replay()
         return self.logits
 

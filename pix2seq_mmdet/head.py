@@ -12,7 +12,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from .decoding import CUDAGraphStep, DecodingCache, DecodingConfig, decode_sequences
+from .decoding import DecodingCache, DecodingConfig, StaticStep, decode_sequences
 from .tokenizer import SEQUENCE_KEYS, Pix2SeqTokenizer
 from .transformer import TransformerLayer
 
@@ -219,8 +219,10 @@ class Pix2SeqHead(BaseModule):
             def step(tokens: Tensor, position: Union[int, Tensor]) -> Tensor:
                 return self.forward_step(tokens, position, cache)[:, -1]
 
-            if cfg.cuda_graph and memory.is_cuda:
-                step = CUDAGraphStep(step, memory.shape[0], memory.device)
+            cuda_graph = cfg.cuda_graph and memory.is_cuda
+            if cfg.compile or cuda_graph:
+                static_step = torch.compile(step, fullgraph=True, dynamic=False) if cfg.compile else step
+                step = StaticStep(static_step, memory.shape[0], memory.device, cuda_graph)
             reorder = cache.reorder
         else:
             prefix = memory.new_empty((memory.shape[0], 0), dtype=torch.long)

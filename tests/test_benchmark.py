@@ -106,3 +106,10 @@ def test_a_long_warmup_shortens_the_timing(keep_long_warmup):
     # a long first warm-up: it is the only sample, or one timed run follows it
     expected = (1, (0, True), 1) if keep_long_warmup else (1, (1, False), 2)
     assert (len(long[0]), long[1:], len(calls)) == expected
+
+
+def test_decoder_choice_must_include_the_full_rerun():
+    result = subprocess.run([sys.executable, 'tools/benchmark.py', '--tiny', '--sections', 'decode', '--decoders',
+                             'cached'], cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and '"full"' in result.stderr

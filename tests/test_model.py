@@ -162,16 +162,32 @@ def test_cached_and_uncached_greedy_decode_agree(synthetic_cfg):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA graphs need a GPU')
-@pytest.mark.parametrize('test_cfg', [dict(strategy='greedy'), dict(strategy='beam', beam_width=3)])
+@pytest.mark.parametrize('test_cfg', [dict(strategy='greedy'), dict(strategy='beam', beam_width=3),
+                                      dict(strategy='greedy', compile=True)])
 def test_cuda_graph_decoding_equals_eager_decoding(synthetic_cfg, test_cfg):
     torch.manual_seed(5)
     model = build_model(synthetic_cfg).eval().cuda()
     inputs, samples = make_batch(model, batch_size=2)
     inputs = inputs.cuda()
     graphed_tokens, graphed_probs = decode(model, inputs, samples, cuda_graph=True, **test_cfg)
-    eager_tokens, eager_probs = decode(model, inputs, samples, cuda_graph=False, **test_cfg)
+    eager_tokens, eager_probs = decode(model, inputs, samples, cuda_graph=False, **{**test_cfg, 'compile': False})
     assert torch.equal(graphed_tokens, eager_tokens)
     assert torch.allclose(graphed_probs, eager_probs, atol=1e-4)
+
+
+def test_compiled_decoding_equals_eager_and_compiles_once(synthetic_cfg):
+    torch.manual_seed(6)
+    model = build_model(synthetic_cfg, max_objects=3).eval()
+    inputs, samples = make_batch(model, batch_size=2)
+    eager_tokens, eager_probs = decode(model, inputs, samples, strategy='greedy')
+    torch._dynamo.reset()
+    compiled_tokens, compiled_probs = decode(model, inputs, samples, strategy='greedy', compile=True)
+    compiled_frames = torch._dynamo.utils.counters['stats']['unique_graphs']
+    assert compiled_frames >= 1
+    again_tokens, _ = decode(model, inputs, samples, strategy='greedy', compile=True)
+    assert torch._dynamo.utils.counters['stats']['unique_graphs'] == compiled_frames  # same shapes: no recompiling
+    assert torch.equal(compiled_tokens, eager_tokens) and torch.equal(again_tokens, eager_tokens)
+    assert torch.allclose(compiled_probs, eager_probs, atol=1e-4)
 
 
 def test_beam_of_width_one_and_top_k_one_equal_greedy(synthetic_cfg):

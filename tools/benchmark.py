@@ -6,11 +6,12 @@ Sections (``--sections``, all by default):
   images from a fixed random encoder memory of shape (B, S, D), S the stride-32 feature positions of a
   ``--decode-size`` image, once with the key/value cache (``use_cache=True``) and once re-running the whole decoder
   on the prefix at every step (``use_cache=False``); on CUDA also with the cache and the step replayed as a CUDA
-  graph (``graphed``; ``cached`` is then the eager cached decoder, ``cuda_graph=False``).
-  Ratio: full / cached (and full / graphed).
+  graph (``graphed``; ``cached`` is then the eager cached decoder, ``cuda_graph=False``) and with the step compiled
+  by ``torch.compile`` before it is recorded (``compiled``, ``compile=True``; compiling happens in the warm-up).
+  Ratio: full / cached (and full / graphed, full / compiled).
 * ``infer``: ``model.test_step`` end to end (data preprocessing, backbone, transformer, decoding, post-processing) in
-  eval mode under ``torch.no_grad()`` on one random S x S image repeated ``--infer-batch`` times.
-  Ratio: Pix2Seq / DETR.
+  eval mode under ``torch.no_grad()`` on one random S x S image repeated ``--infer-batch`` times (``--compile``:
+  Pix2Seq's decoder step compiled, ``test_cfg.compile=True``).  Ratio: Pix2Seq / DETR.
 * ``train``: ``model.train_step`` (forward, backward, gradient clipping and the optimiser step of an ``OptimWrapper``
   built from each config's ``optim_wrapper``) on ``--train-batch`` samples of that image with the same random
   ground-truth boxes.  Pix2Seq's batch repetition makes a batch of 2 one image twice, each copy with its own sequence
@@ -63,7 +64,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 SECTIONS = ('decode', 'infer', 'train')
 MODEL_NAMES = ('pix2seq', 'detr')
-DECODERS = {'cpu': ('cached', 'full'), 'cuda': ('cached', 'graphed', 'full')}
+DECODERS = {'cpu': ('cached', 'full'), 'cuda': ('cached', 'graphed', 'compiled', 'full')}
 PIX2SEQ_CONFIG = REPO_ROOT / 'configs' / 'pix2seq_r50_8xb4-300e_coco.py'
 DETR_CONFIG = 'mmdet::detr/detr_r50_8xb2-150e_coco.py'
 FEATURE_STRIDE = 32  # the R50 configs' backbone output (out_indices=(3, ))
@@ -77,8 +78,8 @@ PEAK_MEMORY_METHOD = {
             'memory allocated after imports: weights, inputs, activations and optimiser state of that row alone '
             '(allocator caches excluded)',
 }
-RATIO_DEFINITIONS = {'decode': 'full / this decoder\'s median_s (the full row: full / cached)', 'infer': 'pix2seq / detr median_s',
-                     'train': 'pix2seq / detr median_s'}
+RATIO_DEFINITIONS = {'decode': 'full / this decoder\'s median_s (the full row: full / cached, null without cached)',
+                     'infer': 'pix2seq / detr median_s', 'train': 'pix2seq / detr median_s'}
 
 # settings and model sizes of --tiny (explicit command-line options still win)
 TINY_SETTINGS = dict(num_objects=[2], batch_sizes=[1], sizes=[128], decode_size=128, model_objects=2, gt_boxes=2,
@@ -106,12 +107,13 @@ TINY_MODEL_OVERRIDES = {
 
 
 # ------------------------------------------------------------------------------------------------ models and data
-def load_config(model_name: str, objects: int, tiny: bool) -> Config:
+def load_config(model_name: str, objects: int, tiny: bool, compile_decoder: bool = False) -> Config:
     """The paper's Pix2Seq R50 or mmdet's DETR R50 config, without pretrained weights, outputting ``objects``
-    objects per image (Pix2Seq's ``max_objects``, DETR's queries), shrunk when ``tiny``."""
+    objects per image (Pix2Seq's ``max_objects``, DETR's queries), shrunk when ``tiny``; Pix2Seq's decoder step
+    compiled when ``compile_decoder``."""
     if model_name == 'pix2seq':
         cfg = Config.fromfile(str(PIX2SEQ_CONFIG))
-        overrides = {'model.head.tokenizer.max_objects': objects}
+        overrides = {'model.head.tokenizer.max_objects': objects, 'model.test_cfg.compile': compile_decoder}
     else:
         cfg = get_config(DETR_CONFIG)
         overrides = {'model.num_queries': objects, 'model.test_cfg.max_per_img': objects}
@@ -194,7 +196,8 @@ def setup_decode(task: dict) -> Callable[[], object]:
     head.init_weights()
     head.to(task['device']).eval()
     head.decoding_cfg = DecodingConfig(strategy='greedy', stop_at_eos=False, use_cache=task['decoder'] != 'full',
-                                       cuda_graph=task['decoder'] == 'graphed')
+                                       cuda_graph=task['decoder'] in ('graphed', 'compiled'),
+                                       compile=task['decoder'] == 'compiled')
     positions = (task['decode_size'] // FEATURE_STRIDE)**2
     generator = torch.Generator().manual_seed(SEED)
     memory = torch.randn(task['batch'], positions, memory_dims, generator=generator).to(task['device'])
@@ -208,7 +211,7 @@ def setup_decode(task: dict) -> Callable[[], object]:
 
 def setup_infer(task: dict) -> Callable[[], object]:
     """``model.test_step`` on one random image repeated ``batch`` times."""
-    cfg = load_config(task['model'], task['model_objects'], task['tiny'])
+    cfg = load_config(task['model'], task['model_objects'], task['tiny'], task['compile'])
     model = build_detector(cfg, task['device']).eval()
     data_batch = make_data_batch(task['size'], task['batch'])
 
@@ -298,6 +301,12 @@ def peak_memory(device: str) -> float:
     return _proc_status_mb('VmHWM')
 
 
+def keeps_long_warmup(task: dict) -> bool:
+    """Whether a long warm-up run may be the row's only sample: decoding rows, except the compiled decoder's, whose
+    warm-up compiles."""
+    return task['section'] == 'decode' and task['decoder'] != 'compiled'
+
+
 def measure(task: dict) -> dict:
     """Run in a fresh child process: build the row's workload, time it and report its peak memory."""
     MMLogger.get_instance('benchmark', log_level='ERROR')  # the current logger: silences build-time messages
@@ -307,7 +316,7 @@ def measure(task: dict) -> dict:
     baseline = memory_baseline(task['device'])
     run = SETUPS[task['section']](task)
     times, warmup_runs, single_run = time_runs(run, task['device'], task['warmup'], task['repeats'],
-                                               task['long_run'], keep_long_warmup=task['section'] == 'decode')
+                                               task['long_run'], keep_long_warmup=keeps_long_warmup(task))
     return dict(times_s=times, warmup_runs=warmup_runs, single_run=single_run,
                 peak_mem_mb=peak_memory(task['device']) - baseline)
 
@@ -322,14 +331,13 @@ def measure_in_child(task: dict) -> dict:
 # ------------------------------------------------------------------------------------------------------ rows
 def plan_tasks(args: argparse.Namespace) -> List[dict]:
     """One task per row, paired rows adjacent (cached/full, pix2seq/detr)."""
-    common = dict(device=args.device, amp=args.amp, tiny=args.tiny, warmup=args.warmup, repeats=args.repeats,
-                  long_run=args.long_run)
+    common = dict(device=args.device, amp=args.amp, compile=args.compile, tiny=args.tiny, warmup=args.warmup,
+                  repeats=args.repeats, long_run=args.long_run)
     tasks = []
     if 'decode' in args.sections:
         tasks += [dict(common, section='decode', model='pix2seq', decoder=decoder, batch=batch, objects=objects,
                        decode_size=args.decode_size)
-                  for batch in args.batch_sizes for objects in args.num_objects
-                  for decoder in DECODERS[args.device]]
+                  for batch in args.batch_sizes for objects in args.num_objects for decoder in args.decoders]
     for section, batch in (('infer', args.infer_batch), ('train', args.train_batch)):
         if section in args.sections:
             tasks += [dict(common, section=section, model=model, size=size, batch=batch,
@@ -375,7 +383,8 @@ def add_ratios(rows: List[dict]) -> None:
     for pair in group_pairs(rows):
         if 'full' in pair:
             for decoder, row in pair.items():
-                row['ratio'] = pair['full']['median_s'] / pair['cached' if decoder == 'full' else decoder]['median_s']
+                reference = 'cached' if decoder == 'full' else decoder
+                row['ratio'] = pair['full']['median_s'] / pair[reference]['median_s'] if reference in pair else None
         else:
             pair['pix2seq']['ratio'] = pair['detr']['ratio'] = pair['pix2seq']['median_s'] / pair['detr']['median_s']
 
@@ -395,12 +404,12 @@ def section_table(section: str, rows: List[dict]) -> str:
     """One line per pair of the section's rows."""
     pairs = group_pairs([row for row in rows if row['section'] == section])
     if section == 'decode':
-        decoders = [decoder for decoder in ('cached', 'graphed', 'full') if pairs and decoder in pairs[0]]
+        decoders = [decoder for decoder in DECODERS['cuda'] if pairs and decoder in pairs[0]]
         faster = [decoder for decoder in decoders if decoder != 'full']
         headers = (['batch', 'objects', 'tokens']
                    + [f'{decoder} {figure}' for decoder in decoders for figure in ('ms', 'ms/step', 'tok/s', 'MiB')]
                    + [f'full/{decoder}' for decoder in faster])
-        lines = [[str(pair['cached']['batch']), str(pair['cached']['objects']), str(pair['cached']['tokens'])]
+        lines = [[str(pair['full']['batch']), str(pair['full']['objects']), str(pair['full']['tokens'])]
                  + [figure for decoder in decoders for figure in (
                      f"{pair[decoder]['ms_per_run']:.1f}", f"{pair[decoder]['ms_per_step']:.3f}",
                      f"{pair[decoder]['tokens_per_s']:.0f}", f"{pair[decoder]['peak_mem_mb']:.0f}")]
@@ -427,7 +436,7 @@ def long_run_note(rows: List[dict]) -> str:
     return f'  [{count} row(s) timed by one long warm-up run]' if count else ''
 
 
-LINE_STYLES = {'cached': '-', 'graphed': ':', 'full': '--'}
+LINE_STYLES = {'cached': '-', 'graphed': ':', 'compiled': '-.', 'full': '--'}
 
 
 def plot_decode(rows: List[dict], path: str) -> None:
@@ -495,6 +504,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--sections', nargs='+', choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument('--num-objects', nargs='+', type=positive_int, default=[10, 50, 100], help='decode: objects N')
     parser.add_argument('--batch-sizes', nargs='+', type=positive_int, default=[1, 8], help='decode: images B')
+    parser.add_argument('--decoders', nargs='+', choices=DECODERS['cuda'],
+                        help='decode: decoders to time, "full" among them (default: all of the device\'s)')
     parser.add_argument('--decode-size', type=positive_int, default=640,
                         help='decode: image side whose stride-32 feature positions make the memory length')
     parser.add_argument('--sizes', nargs='+', type=positive_int, default=[640, 1333],
@@ -511,6 +522,7 @@ def parse_args() -> argparse.Namespace:
                              'only sample of its row)')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--amp', action='store_true', help='autocast: fp16 on CUDA, bf16 on CPU')
+    parser.add_argument('--compile', action='store_true', help='infer: compile Pix2Seq\'s decoder step')
     parser.add_argument('--tiny', action='store_true', help='tiny models and settings, for tests')
     parser.add_argument('--json', metavar='PATH', help='write every row to this JSON file')
     parser.add_argument('--plot', metavar='PATH', help='draw decode time against object count (decode section)')
@@ -520,6 +532,9 @@ def parse_args() -> argparse.Namespace:
         args = parser.parse_args()
     if args.plot and 'decode' not in args.sections:
         parser.error('--plot draws the decode section')
+    args.decoders = args.decoders or list(DECODERS[args.device])
+    if not set(args.decoders) <= set(DECODERS[args.device]) or 'full' not in args.decoders:
+        parser.error(f'--decoders on {args.device}: "full" and any of {DECODERS[args.device]}')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: CUDA is not available')
     return args
