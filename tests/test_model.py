@@ -181,6 +181,7 @@ def test_compiled_decoding_equals_eager_and_compiles_once(synthetic_cfg):
     inputs, samples = make_batch(model, batch_size=2)
     eager_tokens, eager_probs = decode(model, inputs, samples, strategy='greedy')
     torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
     compiled_tokens, compiled_probs = decode(model, inputs, samples, strategy='greedy', compile=True)
     compiled_frames = torch._dynamo.utils.counters['stats']['unique_graphs']
     assert compiled_frames >= 1

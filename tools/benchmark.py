@@ -19,10 +19,11 @@ Sections (``--sections``, all by default):
 
 Every measurement (one row) runs in a fresh ``spawn`` child process: ``--warmup`` untimed runs, then ``--repeats``
 timed runs, of which the median is reported.  A warm-up run slower than ``--long-run`` seconds is followed by a
-single timed run; in the decode section it is instead the row's only sample (a decode's one-off costs are small: a
-cold 5.6 s full-rerun decode measured 0.1 s slower than a warm one, whereas a cold training iteration of Pix2Seq at
-1333 px was 29 % slower than the next, DETR's 6 %, so inference and training rows are always timed warm;
-``warmup_runs``, ``runs`` and ``single_run`` in the JSON say which).  Peak memory is measured in the same child (see :data:`PEAK_MEMORY_METHOD`).
+single timed run; in the decode section (except for the ``compiled`` decoder, whose warm-up compiles) it is instead
+the row's only sample.  A decode's one-off costs are small (a cold 5.6 s full-rerun decode measured 0.1 s slower
+than a warm one), whereas a cold training iteration of Pix2Seq at 1333 px was 29 % slower than the next, DETR's 6 %,
+so inference and training rows are always timed warm.  ``warmup_runs``, ``runs`` and ``single_run`` in the JSON say
+which.  Peak memory is measured in the same child (see :data:`PEAK_MEMORY_METHOD`).
 
 Models are built without pretrained weights (``backbone.init_cfg=None``); ``--tiny`` shrinks both models (ResNet-18
 of a quarter width, one transformer layer of width 32) and every setting, for tests.
