@@ -1,20 +1,18 @@
-"""Pix2Seq for MMDetection 3.x.  Importing the package registers its modules in mmdet's registries."""
-from . import checkpoint  # noqa: F401  (registers the local checkpoint loader)
-from .checkpoint_hook import AtomicCheckpointHook
-from .consistency import ConsistencyCheckHook
-from .datasets import Pix2SeqCocoDataset
-from .decoding import DecodingCache, DecodingConfig, decode_sequences
-from .head import Pix2SeqHead
-from .pix2seq import Pix2Seq
-from .random_state import RandomStateHook
-from .sampler import BatchRepeatSampler
-from .tokenizer import Pix2SeqTokenizer
-from .transforms import PackPix2SeqInputs, Pix2SeqSequenceAug
+"""Pix2Seq for MMDetection 3.x.
 
-__version__ = '0.1.0'
+Importing the package registers its models, datasets and hooks in mmdet's registries (configs do it with
+``custom_imports``) and changes nothing else.  Local checkpoints written by mmengine load on torch >= 2.6 once
+:mod:`pix2seq_mmdet.engine.checkpoint_loader` is imported too, which the configs' runtime does explicitly.
+"""
+from .datasets import BatchRepeatSampler, Pix2SeqCocoDataset
+from .engine import AtomicCheckpointHook, ConsistencyCheckHook, RandomStateHook
+from .models import (DecodingCache, DecodingConfig, Pix2Seq, Pix2SeqDataPreprocessor, Pix2SeqHead, Pix2SeqTokenizer,
+                     SequenceAugmentation, decode_sequences)
+
+__version__ = '0.2.0'
 
 __all__ = [
-    'Pix2Seq', 'Pix2SeqHead', 'Pix2SeqTokenizer', 'Pix2SeqSequenceAug', 'PackPix2SeqInputs', 'BatchRepeatSampler',
-    'DecodingConfig', 'DecodingCache', 'decode_sequences', 'Pix2SeqCocoDataset', 'AtomicCheckpointHook',
-    'ConsistencyCheckHook', 'RandomStateHook'
+    'Pix2Seq', 'Pix2SeqHead', 'Pix2SeqDataPreprocessor', 'Pix2SeqTokenizer', 'SequenceAugmentation',
+    'BatchRepeatSampler', 'DecodingConfig', 'DecodingCache', 'decode_sequences', 'Pix2SeqCocoDataset',
+    'AtomicCheckpointHook', 'ConsistencyCheckHook', 'RandomStateHook'
 ]

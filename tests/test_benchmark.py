@@ -21,6 +21,8 @@ SECTION_FIELDS = {
 # (variant field, numerator, denominator) of each section's ratio
 RATIOS = {'decode': ('decoder', 'full', 'cached'), 'infer': ('model', 'pix2seq', 'detr'),
           'train': ('model', 'pix2seq', 'detr')}
+# the ONNX Runtime rows (pix2seq_mmdet.deploy) the tiny run adds to the PyTorch ones
+ORT_DECODERS, ONNX_MODELS = ('ort', 'ort-int8'), ('onnx', 'onnx-int8')
 
 
 @pytest.fixture(scope='module')
@@ -30,7 +32,8 @@ def tiny_report(tmp_path_factory):
     json_path, plot_path = out_dir / 'tmp.json', out_dir / 'decode.png'
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1')
     result = subprocess.run(
-        [sys.executable, 'tools/benchmark.py', '--tiny', '--json', str(json_path), '--plot', str(plot_path)],
+        [sys.executable, 'tools/benchmark.py', '--tiny', '--json', str(json_path), '--plot', str(plot_path),
+         '--decoders', 'cached', 'full', *ORT_DECODERS, '--infer-models', 'pix2seq', 'detr', *ONNX_MODELS],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert plot_path.stat().st_size > 0
@@ -54,9 +57,9 @@ def test_every_section_and_field(tiny_report):
     for row in rows:
         assert set(row) == SECTION_FIELDS[row['section']], row
     decode = [row for row in rows if row['section'] == 'decode']
-    assert {row['decoder'] for row in decode} == {'cached', 'full'}
-    for section in ('infer', 'train'):
-        assert {row['model'] for row in rows if row['section'] == section} == {'pix2seq', 'detr'}
+    assert {row['decoder'] for row in decode} == {'cached', 'full', *ORT_DECODERS}
+    assert {row['model'] for row in rows if row['section'] == 'infer'} == {'pix2seq', 'detr', *ONNX_MODELS}
+    assert {row['model'] for row in rows if row['section'] == 'train'} == {'pix2seq', 'detr'}
     assert all(row['tokens'] == 5 * row['objects'] for row in decode)
     assert all(row['batch'] == settings['train_batch'] for row in rows if row['section'] == 'train')
 
@@ -88,6 +91,11 @@ def test_ratios_are_quotients_of_medians(tiny_report):
             expected = pair[numerator]['median_s'] / pair[denominator]['median_s']
             assert pair[numerator]['ratio'] == pytest.approx(expected)
             assert pair[denominator]['ratio'] == pytest.approx(expected)
+            # the other rows against the same reference: full / that decoder, that model / detr
+            for variant in set(pair) - {numerator, denominator}:
+                quotient = (pair['full']['median_s'] / pair[variant]['median_s'] if section == 'decode'
+                            else pair[variant]['median_s'] / pair['detr']['median_s'])
+                assert pair[variant]['ratio'] == pytest.approx(quotient)
 
 
 @pytest.mark.parametrize('keep_long_warmup', [False, True])

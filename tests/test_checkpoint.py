@@ -5,7 +5,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from pix2seq_mmdet.checkpoint import TRUST_ENV
+from pix2seq_mmdet.engine.checkpoint_loader import TRUST_ENV
 
 
 def save_run_checkpoint(path):

@@ -1,26 +1,46 @@
+"""Every config builds its model; the vocabulary is written once per config; the paper recipe keeps its name."""
+import copy
+import re
 from pathlib import Path
 
 import pytest
+import torch
 from mmengine.config import Config
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, SYNTHETIC_CONFIG
 
 CONFIGS = sorted(p for p in (REPO_ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
+ALL_CONFIG_FILES = sorted((REPO_ROOT / 'configs').rglob('*.py'))
+VOCABULARY_KEYS = ('num_classes', 'num_bins', 'max_objects')
 
 
 def test_package_registers_in_mmdet_registries_through_custom_imports():
     cfg = Config.fromfile(str(CONFIGS[0]))
-    assert cfg.custom_imports.imports == ['pix2seq_mmdet']
-    from mmdet.registry import DATA_SAMPLERS, MODELS, TRANSFORMS
-    for registry, names in ((MODELS, ('Pix2Seq', 'Pix2SeqHead')),
-                            (TRANSFORMS, ('Pix2SeqSequenceAug', 'PackPix2SeqInputs')),
-                            (DATA_SAMPLERS, ('BatchRepeatSampler', ))):
+    assert cfg.custom_imports.imports == ['pix2seq_mmdet', 'pix2seq_mmdet.engine.checkpoint_loader']
+    from mmdet.registry import DATA_SAMPLERS, DATASETS, HOOKS, MODELS
+    for registry, names in ((MODELS, ('Pix2Seq', 'Pix2SeqHead', 'Pix2SeqDataPreprocessor', 'TokenProjection')),
+                            (DATASETS, ('Pix2SeqCocoDataset', )), (DATA_SAMPLERS, ('BatchRepeatSampler', )),
+                            (HOOKS, ('AtomicCheckpointHook', 'ConsistencyCheckHook', 'RandomStateHook'))):
         for name in names:
             assert registry.get(name) is not None, f'{name} missing from {registry.name}'
 
 
+def test_importing_the_package_leaves_mmengines_checkpoint_loader_alone():
+    """Only the explicit import of pix2seq_mmdet.engine.checkpoint_loader replaces the loader for local paths."""
+    import subprocess
+    import sys
+    probe = ('import mmengine.runner.checkpoint as c; import {module}; '
+             'print(c.CheckpointLoader._schemes[""].__module__)')
+    modules = {}
+    for module in ('pix2seq_mmdet', 'pix2seq_mmdet.engine.checkpoint_loader'):
+        result = subprocess.run([sys.executable, '-c', probe.format(module=module)], capture_output=True, text=True,
+                                check=True)
+        modules[module] = result.stdout.strip()
+    assert modules == {'pix2seq_mmdet': 'mmengine.runner.checkpoint',
+                       'pix2seq_mmdet.engine.checkpoint_loader': 'pix2seq_mmdet.engine.checkpoint_loader'}
+
+
 def test_paper_recipe_is_available_under_the_promised_name():
-    assert (REPO_ROOT / 'configs' / 'pix2seq_r50_8xb4_300e_coco.py').exists()
     cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'pix2seq_r50_8xb4_300e_coco.py'))
     assert cfg.model.head.tokenizer.num_bins == 2000 and cfg.train_cfg.max_epochs == 300
     assert cfg.train_dataloader.sampler.batch_repeat == 2
@@ -29,15 +49,73 @@ def test_paper_recipe_is_available_under_the_promised_name():
     assert (warmup.end, decay.begin, decay.end, decay.end_factor) == (10, 10, 300, 0.01)
 
 
+def test_paper_configs_follow_the_official_batch_accounting_and_backbone_regime():
+    """lr 3e-3 per 128 unique images (official data/dataset.py: batch_size counts images, batch_duplicates multiply
+    them); BatchNorm trained, one lr for every parameter, no clipping; images without objects dropped."""
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'pix2seq_r50_8xb4_300e_coco.py'))
+    unique_images = 8 * cfg.train_dataloader.batch_size // cfg.train_dataloader.sampler.batch_repeat
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(3e-3 * unique_images / 128)
+    assert cfg.auto_scale_lr.base_batch_size == 8 * cfg.train_dataloader.batch_size
+    backbone = cfg.model.backbone
+    assert backbone.frozen_stages == -1 and backbone.norm_cfg.requires_grad and not backbone.norm_eval
+    assert 'clip_grad' not in cfg.optim_wrapper and 'custom_keys' not in cfg.optim_wrapper.paramwise_cfg
+    assert cfg.train_dataloader.dataset.filter_cfg.filter_empty_gt
+    assert cfg.model.neck.type == 'TokenProjection' and cfg.model.neck.dropout == 0.1
+    finetune = Config.fromfile(str(REPO_ROOT / 'configs' / 'pix2seq_r50_8xb4_40e_coco-640-ft.py'))
+    assert finetune.train_dataloader.sampler.type == 'DefaultSampler'  # no batch repetition when fine-tuning
+    assert finetune.optim_wrapper.optimizer.lr == 3e-5 and finetune.train_cfg.max_epochs == 40
+    assert finetune.model.data_preprocessor.pad_size == (640, 640) and finetune.model.head.tokenizer.num_bins == 1000
+
+
+@pytest.mark.parametrize('config', ALL_CONFIG_FILES, ids=[str(p.relative_to(REPO_ROOT / 'configs'))
+                                                          for p in ALL_CONFIG_FILES])
+def test_each_vocabulary_setting_is_written_at_most_once_per_config_file(config: Path):
+    text = config.read_text()
+    for key in VOCABULARY_KEYS:
+        assert len(re.findall(rf'\b{key}\s*=', text)) <= 1, f'{key} set more than once in {config.name}'
+
+
 @pytest.mark.parametrize('config', CONFIGS, ids=[str(p.relative_to(REPO_ROOT / 'configs')) for p in CONFIGS])
-def test_config_builds_its_model_with_a_consistent_vocabulary(config: Path):
+def test_config_builds_its_model_for_its_dataset(config: Path):
     from mmdet.registry import MODELS
     cfg = Config.fromfile(str(config))
     model = MODELS.build(cfg.model)
-    tokenizer = model.head.tokenizer
-    sequence_aug = [t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'Pix2SeqSequenceAug']
-    assert len(sequence_aug) == 1, 'the training pipeline needs exactly one Pix2SeqSequenceAug'
-    assert (sequence_aug[0].num_classes, sequence_aug[0].num_bins, sequence_aug[0].get('max_objects', 100)) == \
-        (tokenizer.num_classes, tokenizer.num_bins, tokenizer.max_objects)
     classes = cfg.train_dataloader.dataset.get('metainfo', {}).get('classes')
-    assert classes is None or len(classes) == tokenizer.num_classes
+    assert classes is None or len(classes) == model.head.tokenizer.num_classes
+    pipelines = cfg.train_dataloader.dataset.pipeline + cfg.test_dataloader.dataset.pipeline
+    assert not any(step['type'] == 'Pad' for step in pipelines), 'the model pads to its frame, the pipeline must not'
+
+
+def test_a_derived_config_changes_num_classes_in_one_line_and_trains_and_decodes(synthetic_root, tmp_path):
+    """A user's config: three of the four synthetic classes, `num_classes` changed on one line."""
+    from mmengine.runner import Runner
+    config = tmp_path / 'three_classes.py'
+    config.write_text(f'''
+_base_ = [{str(SYNTHETIC_CONFIG)!r}]
+classes = ('circle', 'square', 'triangle')
+model = dict(head=dict(tokenizer=dict(num_classes=3)))
+train_dataloader = dict(batch_size=2, dataset=dict(data_root={f'{synthetic_root}/'!r}, metainfo=dict(classes=classes),
+                                                   indices=2))
+val_dataloader = dict(batch_size=2, dataset=dict(data_root={f'{synthetic_root}/'!r}, metainfo=dict(classes=classes),
+                                                 indices=2))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file={f'{synthetic_root}/annotations/instances_val.json'!r})
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=1, val_interval=1)
+''')
+    cfg = Config.fromfile(str(config))
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 1
+    model = runner.model
+    assert model.head.tokenizer.num_classes == 3 and model.head.token_embed.num_embeddings == 4 + 3 + 128
+    batch = next(iter(runner.test_dataloader))
+    data = model.data_preprocessor(copy.deepcopy(batch), False)
+    tokens, class_probs = model.head.generate(*model._encode(data['inputs'], data['data_samples']))
+    assert tokens.shape == (2, 30) and class_probs.shape == (2, 6, 3)
+    with torch.no_grad():
+        predictions = model.test_step(batch)
+    assert len(predictions) == 2
+    for prediction in predictions:
+        assert torch.all((prediction.pred_instances.labels >= 0) & (prediction.pred_instances.labels < 3))

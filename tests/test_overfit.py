@@ -16,7 +16,8 @@ def test_overfit_a_few_images(synthetic_cfg, synthetic_root):
     cfg = copy.deepcopy(synthetic_cfg)
     train_loader = copy.deepcopy(cfg.train_dataloader)
     train_loader.update(batch_size=2 * NUM_IMAGES, num_workers=0, persistent_workers=False)
-    train_loader.sampler.batch_repeat = 2  # every batch holds each image twice, differently augmented
+    # every batch holds each image twice, differently augmented
+    train_loader.sampler = dict(type='BatchRepeatSampler', batch_repeat=2, shuffle=True)
     train_loader.dataset.update(data_root=str(synthetic_root), indices=NUM_IMAGES, filter_cfg=None)
     test_loader = copy.deepcopy(cfg.test_dataloader)
     test_loader.update(batch_size=NUM_IMAGES, num_workers=0, persistent_workers=False)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pix2seq_mmdet.tokenizer import TOKENS_PER_OBJECT, Pix2SeqTokenizer
+from pix2seq_mmdet.models.tokenizer import TOKENS_PER_OBJECT, Pix2SeqTokenizer
 
 
 def random_boxes(num: int, generator: torch.Generator) -> torch.Tensor:
@@ -89,6 +89,109 @@ def test_object_orders():
 @pytest.mark.parametrize('kwargs, message', [(dict(num_bins=1), 'num_bins'), (dict(max_objects=0), 'max_objects'),
                                              (dict(num_classes=0), 'num_classes')])
 def test_invalid_configuration(kwargs, message):
+    arguments = dict(num_classes=3, num_bins=10, max_objects=4)
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        Pix2SeqTokenizer(**arguments)
+
+
+def test_layout_helpers_agree_with_the_vocabulary():
+    tokenizer = Pix2SeqTokenizer(num_classes=3, num_bins=10, max_objects=4)
+    ids = torch.arange(tokenizer.vocab_size)
+    assert ids[tokenizer.is_class(ids)].tolist() == [tokenizer.FAKE] + list(range(4, 7))
+    assert ids[tokenizer.real_classes].tolist() == [4, 5, 6]
+    assert ids[tokenizer.coordinates].tolist() == ids[tokenizer.is_coord(ids)].tolist() == list(range(7, 17))
+    assert tokenizer.labels(tokenizer.class_tokens(torch.tensor([2, -1, 0]))).tolist() == [2, -1, 0]
+    allowed = tokenizer.allowed_tokens()
+    assert allowed.shape == (5, tokenizer.vocab_size)
+    for row in range(4):
+        assert ids[allowed[row]].tolist() == ([tokenizer.EOS] if row == 0 else []) + list(range(7, 17))
+    assert ids[allowed[4]].tolist() == [tokenizer.FAKE, 4, 5, 6]
+    positions = torch.arange(12)
+    assert positions[tokenizer.is_class_position(positions)].tolist() == [4, 9]
+    assert tokenizer.is_class_position(14) and not tokenizer.is_class_position(13)
+
+
+def test_box_normalisation_round_trip_in_the_padded_frame():
+    xyxy = torch.tensor([[10.0, 20.0, 50.0, 40.0]])
+    yxyx = Pix2SeqTokenizer.normalize_boxes(xyxy, (80, 100))
+    assert yxyx.tolist() == [pytest.approx([0.25, 0.1, 0.5, 0.5])]
+    assert torch.allclose(Pix2SeqTokenizer.denormalize_boxes(yxyx, (80, 100)), xyxy)
+    outside = Pix2SeqTokenizer.normalize_boxes(torch.tensor([[-5.0, 0.0, 120.0, 90.0]]), (80, 100))
+    assert outside.tolist() == [[0.0, 0.0, 1.0, 1.0]]
+
+
+# ------------------------------------------------------------------------------------------------ official layout
+def test_official_layout_ids():
+    from pix2seq_mmdet.models.tokenizer import COCO_CATEGORY_IDS
+    tokenizer = Pix2SeqTokenizer(num_classes=80, num_bins=1000, max_objects=100, layout='official', class_ids='coco')
+    assert (tokenizer.PAD, tokenizer.EOS, tokenizer.BOS, tokenizer.FAKE) == (0, 0, 10, 30)
+    assert tokenizer.vocab_size == 3000 and tokenizer.coord_offset == 1000 and tokenizer.seq_len == 501
+    assert tokenizer.class_ids == COCO_CATEGORY_IDS and len(set(COCO_CATEGORY_IDS)) == 80
+    labels = torch.arange(80)
+    assert tokenizer.class_tokens(labels).tolist() == [100 + class_id for class_id in COCO_CATEGORY_IDS]
+    assert tokenizer.class_tokens(torch.tensor([0, 11, 79, -1])).tolist() == [101, 113, 190, 30]
+    assert torch.equal(tokenizer.labels(tokenizer.class_tokens(labels)), labels)
+    ids = torch.arange(tokenizer.vocab_size)
+    assert ids[tokenizer.is_class(ids)].tolist() == [30] + [100 + class_id for class_id in COCO_CATEGORY_IDS]
+    assert ids[tokenizer.real_classes].tolist() == tokenizer.class_tokens(labels).tolist()  # not contiguous
+    assert ids[tokenizer.is_coord(ids)].tolist() == ids[tokenizer.coordinates].tolist() == list(range(1000, 2000))
+    assert tokenizer.quantize(torch.tensor([0.0, 1.0])).tolist() == [1000, 1999]
+    assert tokenizer.labels(torch.tensor([0, 10, 112, 1000, 2999, 3000, -1])).tolist() == [-2] * 7  # not classes
+    allowed = tokenizer.allowed_tokens()
+    assert ids[allowed[0]].tolist() == [0] + list(range(1000, 2000))
+    assert ids[allowed[4]].tolist() == ids[tokenizer.is_class(ids)].tolist()
+
+
+def test_official_layout_default_class_ids_are_contiguous():
+    tokenizer = Pix2SeqTokenizer(num_classes=4, num_bins=128, max_objects=3, layout='official')
+    assert tokenizer.class_ids == (1, 2, 3, 4)
+    assert tokenizer.real_classes == slice(101, 105)
+    assert tokenizer.coordinates == slice(1000, 1128) and tokenizer.vocab_size == 3000
+
+
+def test_official_layout_sequences_end_with_pad_as_eos():
+    from pix2seq_mmdet.models.sequence_augmentation import SequenceAugmentation
+    tokenizer = Pix2SeqTokenizer(num_classes=80, num_bins=1000, max_objects=4, layout='official', class_ids='coco')
+    boxes = torch.tensor([[0.1, 0.2, 0.5, 0.6], [0.3, 0.3, 0.9, 0.8]])
+    sequence = tokenizer.encode(boxes, torch.tensor([0, 79]))
+    assert sequence[:10].tolist() == [1100, 1200, 1500, 1599, 101, 1300, 1300, 1899, 1799, 190]
+    assert torch.all(sequence[10:] == 0) and sequence.shape == (21, )
+    decoded, class_tokens, valid = tokenizer.decode(sequence)
+    assert valid.tolist() == [True, True, False, False] and class_tokens[:2].tolist() == [101, 190]
+    assert torch.allclose(decoded[:2], boxes, atol=0.5 / 999)
+    # EOS is PAD: every trailing PAD target carries the EOS weight, as the official code weights its padding
+    weights = SequenceAugmentation(tokenizer, eos_weight=0.1).token_weights(sequence, num_real=2)
+    assert torch.all(weights[:10] == 1) and torch.allclose(weights[10:], torch.full((11, ), 0.1))
+
+
+def test_official_layout_decoding_ends_at_pad():
+    from pix2seq_mmdet.models.decoding import DecodingConfig, decode_sequences
+    tokenizer = Pix2SeqTokenizer(num_classes=3, num_bins=10, max_objects=3, layout='official', class_ids=[5, 7, 9])
+    script = [1001, 1002, 1005, 1006, 109, 0, 1003, 1003, 1004, 105]  # one object, then the end token (PAD)
+
+    def step(tokens, position):
+        logits = torch.zeros(tokens.shape[0], tokenizer.vocab_size)
+        logits[:, script[min(position, len(script) - 1)]] = 10.0
+        return logits
+
+    tokens, class_probs = decode_sequences(step, 2, torch.device('cpu'), tokenizer, DecodingConfig(strategy='greedy'))
+    assert tokens[0].tolist() == script[:6] + [0] * 9
+    assert class_probs.shape == (2, 3, 3) and class_probs[0, 0].argmax() == 2  # token 109 = class id 9 = label 2
+    _, class_tokens, valid = tokenizer.decode(tokens[0])
+    assert valid.tolist() == [True, False, False] and tokenizer.labels(class_tokens[:1]).tolist() == [2]
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(layout='tf'), 'layout'),
+    (dict(layout='official', num_bins=2001), 'at most 2000'),
+    (dict(layout='official', class_ids=[1, 2, 900]), r'\[0, 900\)'),
+    (dict(layout='official', class_ids=[1, 2]), 'num_classes is 3'),
+    (dict(layout='official', class_ids=[1, 2, 2]), 'distinct'),
+    (dict(layout='official', class_ids='voc'), 'coco'),
+    (dict(class_ids=[1, 2, 3]), 'only applies'),
+])
+def test_invalid_layout_configuration(kwargs, message):
     arguments = dict(num_classes=3, num_bins=10, max_objects=4)
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):

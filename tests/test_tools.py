@@ -10,10 +10,10 @@ import pytest
 
 from conftest import REPO_ROOT, SYNTHETIC_CONFIG
 
-TINY = ['train_dataloader.batch_size=4', 'train_dataloader.sampler.batch_repeat=2', 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-        'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False', 'val_dataloader.batch_size=4',
-        'model.head.tokenizer.max_objects=6', 'train_dataloader.dataset.pipeline.4.max_objects=6',
-        'default_hooks.logger.interval=1',
+TINY = ['train_dataloader.batch_size=4', 'train_dataloader.sampler.type=BatchRepeatSampler',
+        'train_dataloader.sampler.batch_repeat=2', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False', 'val_dataloader.batch_size=4', 'default_hooks.logger.interval=1',
         # an untrained model may end every sequence at once; near-uniform constrained sampling always yields boxes
         'model.test_cfg.strategy=nucleus', 'model.test_cfg.top_p=1.0', 'model.test_cfg.temperature=3.0',
         'model.test_cfg.constrained=True']

@@ -8,10 +8,18 @@ Sections (``--sections``, all by default):
   on the prefix at every step (``use_cache=False``); on CUDA also with the cache and the step replayed as a CUDA
   graph (``graphed``; ``cached`` is then the eager cached decoder, ``cuda_graph=False``) and with the step compiled
   by ``torch.compile`` before it is recorded (``compiled``, ``compile=True``; compiling happens in the warm-up).
-  Ratio: full / cached (and full / graphed, full / compiled).
+  On the CPU, ``--decoders ... ort ort-int8`` adds ONNX Runtime: the same head exported as the cached decoder step
+  (``pix2seq_mmdet.deploy``, ``decoder_step.onnx``; ``ort-int8`` its dynamic int8 quantisation) decoding greedily
+  from the same memory's keys/values with the cache bound in place (IO binding), ``--ort-threads`` intra-op threads
+  (default: torch's); the export happens before the timing.  Ratio: full / cached (and full / graphed,
+  full / compiled, full / ort, full / ort-int8).
 * ``infer``: ``model.test_step`` end to end (data preprocessing, backbone, transformer, decoding, post-processing) in
   eval mode under ``torch.no_grad()`` on one random S x S image repeated ``--infer-batch`` times (``--compile``:
-  Pix2Seq's decoder step compiled, ``test_cfg.compile=True``).  Ratio: Pix2Seq / DETR.
+  Pix2Seq's decoder step compiled, ``test_cfg.compile=True``).  ``--infer-models`` may add ``onnx`` and
+  ``onnx-int8``: the same Pix2Seq model exported to ONNX (frame S x S, the batch fixed) and run by
+  ``pix2seq_mmdet.deploy.runtime`` on the image as a BGR array (preprocessing, encoder, decoding of every slot with
+  the config's nucleus sampling, post-processing); ``onnx-int8`` with the int8 decoder step.  Ratio: each model /
+  DETR.
 * ``train``: ``model.train_step`` (forward, backward, gradient clipping and the optimiser step of an ``OptimWrapper``
   built from each config's ``optim_wrapper``) on ``--train-batch`` samples of that image with the same random
   ground-truth boxes.  Pix2Seq's batch repetition makes a batch of 2 one image twice, each copy with its own sequence
@@ -45,7 +53,6 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures import DetDataSample  # noqa: E402
@@ -57,16 +64,18 @@ from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
 
-from pix2seq_mmdet.decoding import DecodingConfig  # noqa: E402
-from pix2seq_mmdet.tokenizer import SEQUENCE_KEYS  # noqa: E402
-from pix2seq_mmdet.transforms import Pix2SeqSequenceAug  # noqa: E402
+from pix2seq_mmdet.models import DecodingConfig  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 SECTIONS = ('decode', 'infer', 'train')
 MODEL_NAMES = ('pix2seq', 'detr')
-DECODERS = {'cpu': ('cached', 'full'), 'cuda': ('cached', 'graphed', 'compiled', 'full')}
-PIX2SEQ_CONFIG = REPO_ROOT / 'configs' / 'pix2seq_r50_8xb4-300e_coco.py'
+INFER_MODELS = ('pix2seq', 'detr', 'onnx', 'onnx-int8')  # onnx*: Pix2Seq through pix2seq_mmdet.deploy
+DECODERS = {'cpu': ('cached', 'full', 'ort', 'ort-int8'), 'cuda': ('cached', 'graphed', 'compiled', 'full')}
+DEFAULT_DECODERS = {'cpu': ('cached', 'full'), 'cuda': DECODERS['cuda']}
+ALL_DECODERS = ('cached', 'graphed', 'compiled', 'ort', 'ort-int8', 'full')  # table order
+ORT_DECODERS = {'ort': False, 'ort-int8': True}  # name: int8
+PIX2SEQ_CONFIG = REPO_ROOT / 'configs' / 'pix2seq_r50_8xb4_300e_coco.py'
 DETR_CONFIG = 'mmdet::detr/detr_r50_8xb2-150e_coco.py'
 FEATURE_STRIDE = 32  # the R50 configs' backbone output (out_indices=(3, ))
 NUM_CLASSES = 80  # both configs are COCO's
@@ -80,7 +89,8 @@ PEAK_MEMORY_METHOD = {
             '(allocator caches excluded)',
 }
 RATIO_DEFINITIONS = {'decode': 'full / this decoder\'s median_s (the full row: full / cached, null without cached)',
-                     'infer': 'pix2seq / detr median_s', 'train': 'pix2seq / detr median_s'}
+                     'infer': 'this model / detr median_s (the detr row: pix2seq / detr)',
+                     'train': 'pix2seq / detr median_s'}
 
 # settings and model sizes of --tiny (explicit command-line options still win)
 TINY_SETTINGS = dict(num_objects=[2], batch_sizes=[1], sizes=[128], decode_size=128, model_objects=2, gt_boxes=2,
@@ -108,13 +118,16 @@ TINY_MODEL_OVERRIDES = {
 
 
 # ------------------------------------------------------------------------------------------------ models and data
-def load_config(model_name: str, objects: int, tiny: bool, compile_decoder: bool = False) -> Config:
+def load_config(model_name: str, objects: int, tiny: bool, compile_decoder: bool = False,
+                size: Optional[int] = None) -> Config:
     """The paper's Pix2Seq R50 or mmdet's DETR R50 config, without pretrained weights, outputting ``objects``
     objects per image (Pix2Seq's ``max_objects``, DETR's queries), shrunk when ``tiny``; Pix2Seq's decoder step
-    compiled when ``compile_decoder``."""
+    compiled when ``compile_decoder``, its frame ``size`` x ``size`` pixels when given."""
     if model_name == 'pix2seq':
         cfg = Config.fromfile(str(PIX2SEQ_CONFIG))
         overrides = {'model.head.tokenizer.max_objects': objects, 'model.test_cfg.compile': compile_decoder}
+        if size is not None:
+            overrides['model.data_preprocessor.pad_size'] = (size, size)
     else:
         cfg = get_config(DETR_CONFIG)
         overrides = {'model.num_queries': objects, 'model.test_cfg.max_per_img': objects}
@@ -147,38 +160,19 @@ def random_boxes(size: int, count: int) -> Tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([top_left, top_left + extent], dim=1), labels
 
 
-def make_data_batch(size: int, batch: int, gt_boxes: int = 0,
-                    sequence_aug: Optional[Pix2SeqSequenceAug] = None) -> dict:
-    """A data batch as mmdet's dataloader yields it: ``batch`` copies of one random square image.
-
-    With ``gt_boxes`` each sample gets the same random ``gt_instances``; with ``sequence_aug`` each sample also gets
-    its own Pix2Seq training sequences (``input_tokens``, ``target_tokens``, ``token_weights``).
-    """
+def make_data_batch(size: int, batch: int, gt_boxes: int = 0) -> dict:
+    """A data batch as mmdet's dataloader yields it: ``batch`` copies of one random square image, with ``gt_boxes``
+    the same random ``gt_instances`` in each sample."""
     image = random_image(size)
     shape = (size, size)
     boxes, labels = random_boxes(size, gt_boxes)
     samples = []
     for _ in range(batch):
-        sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
-                                             scale_factor=(1.0, 1.0), batch_input_shape=shape))
+        sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, scale_factor=(1.0, 1.0)))
         if gt_boxes:
             sample.gt_instances = InstanceData(bboxes=HorizontalBoxes(boxes.clone()), labels=labels.clone())
-        if sequence_aug is not None:
-            results = sequence_aug.transform(
-                dict(img_shape=shape, pad_shape=shape, gt_bboxes=HorizontalBoxes(boxes.clone()),
-                     gt_bboxes_labels=labels.numpy(), gt_ignore_flags=np.zeros(gt_boxes, dtype=bool)))
-            for key in SEQUENCE_KEYS:
-                sample.set_field(results[key], key)
         samples.append(sample)
     return dict(inputs=[image.clone() for _ in range(batch)], data_samples=samples)
-
-
-def sequence_aug_from_config(cfg: Config) -> Pix2SeqSequenceAug:
-    """The training pipeline's ``Pix2SeqSequenceAug`` with the head's tokenizer (so ``--tiny`` stays consistent)."""
-    step = next(dict(step) for step in cfg.train_dataloader.dataset.pipeline if step['type'] == 'Pix2SeqSequenceAug')
-    step.pop('type')
-    step.update(cfg.model.head.tokenizer)
-    return Pix2SeqSequenceAug(**step)
 
 
 def autocast(device: str, amp: bool):
@@ -202,6 +196,8 @@ def setup_decode(task: dict) -> Callable[[], object]:
     positions = (task['decode_size'] // FEATURE_STRIDE)**2
     generator = torch.Generator().manual_seed(SEED)
     memory = torch.randn(task['batch'], positions, memory_dims, generator=generator).to(task['device'])
+    if task['decoder'] in ORT_DECODERS:
+        return setup_ort_decode(task, head, memory)
 
     def run():
         with torch.no_grad(), autocast(task['device'], task['amp']):
@@ -210,9 +206,44 @@ def setup_decode(task: dict) -> Callable[[], object]:
     return run
 
 
+def setup_ort_decode(task: dict, head: torch.nn.Module, memory: torch.Tensor) -> Callable[[], object]:
+    """The head's decoder step exported to ONNX (int8 for ``ort-int8``) and decoded greedily by the deployment
+    runtime from ``memory``'s per-layer keys/values."""
+    import tempfile
+
+    from pix2seq_mmdet.deploy import runtime as ort_runtime
+    from pix2seq_mmdet.deploy.export import export_decoder_step, quantize_int8, vocabulary_spec
+    batch, memory_len = memory.shape[:2]
+    with tempfile.TemporaryDirectory(prefix='pix2seq_benchmark_') as work_dir:
+        path = Path(work_dir) / 'decoder_step.onnx'
+        export_decoder_step(head, path, batch, memory_len)
+        if ORT_DECODERS[task['decoder']]:
+            quantize_int8(path, path.with_name('decoder_step_int8.onnx'))
+            path = path.with_name('decoder_step_int8.onnx')
+        session = ort_runtime.create_session(path, ort_runtime.make_session_options(task['ort_threads']))
+    geometry = dict(num_layers=len(head.layers), num_heads=head.num_heads, head_dims=head.embed_dims // head.num_heads,
+                    embed_dims=head.embed_dims, cache_len=head.tokenizer.seq_len, memory_len=memory_len)
+    encoded = ort_runtime.EncoderOutputs(batch, geometry)
+    with torch.no_grad():
+        key_values, _ = head._project_memory(memory, None)
+    for buffer, tensor in zip(encoded.memory_key_value, [tensor for pair in key_values for tensor in pair]):
+        buffer[...] = tensor.numpy()
+    decoder = ort_runtime.DecoderStep(session, geometry, head.tokenizer.vocab_size, batch)
+    vocab = ort_runtime.Vocabulary(vocabulary_spec(head.tokenizer))
+    options = ort_runtime.DecodingOptions(strategy='greedy', stop_at_eos=False)
+
+    def run():
+        decoder.start(encoded)
+        return ort_runtime.decode_tokens(decoder.step, batch, vocab, options)
+
+    return run
+
+
 def setup_infer(task: dict) -> Callable[[], object]:
     """``model.test_step`` on one random image repeated ``batch`` times."""
-    cfg = load_config(task['model'], task['model_objects'], task['tiny'], task['compile'])
+    if task['model'] in ('onnx', 'onnx-int8'):
+        return setup_onnx_infer(task)
+    cfg = load_config(task['model'], task['model_objects'], task['tiny'], task['compile'], task['size'])
     model = build_detector(cfg, task['device']).eval()
     data_batch = make_data_batch(task['size'], task['batch'])
 
@@ -225,9 +256,8 @@ def setup_infer(task: dict) -> Callable[[], object]:
 
 def setup_train(task: dict) -> Callable[[], object]:
     """``model.train_step`` with the config's optimiser wrapper (``AmpOptimWrapper`` for ``--amp`` on CUDA)."""
-    cfg = load_config(task['model'], task['model_objects'], task['tiny'])
-    sequence_aug = sequence_aug_from_config(cfg) if task['model'] == 'pix2seq' else None
-    data_batch = make_data_batch(task['size'], task['batch'], task['gt_boxes'], sequence_aug)
+    cfg = load_config(task['model'], task['model_objects'], task['tiny'], size=task['size'])
+    data_batch = make_data_batch(task['size'], task['batch'], task['gt_boxes'])
     model = build_detector(cfg, task['device']).train()
     optim_cfg = cfg.optim_wrapper
     cuda_amp = task['amp'] and task['device'] == 'cuda'
@@ -238,6 +268,29 @@ def setup_train(task: dict) -> Callable[[], object]:
     def run():
         with autocast(task['device'], task['amp'] and not cuda_amp):
             return model.train_step(data_batch, optim_wrapper)
+
+    return run
+
+
+def setup_onnx_infer(task: dict) -> Callable[[], object]:
+    """The Pix2Seq model exported to ONNX (static batch, the frame ``size`` x ``size``) and run by the deployment
+    runtime on the random image as a BGR array, ``batch`` times in one call."""
+    import tempfile
+
+    from pix2seq_mmdet.deploy.export import export_onnx
+    from pix2seq_mmdet.deploy.runtime import Pix2SeqRuntime
+    cfg = load_config('pix2seq', task['model_objects'], task['tiny'], size=task['size'])
+    model = build_detector(cfg, 'cpu').eval()
+    int8 = task['model'] == 'onnx-int8'
+    with tempfile.TemporaryDirectory(prefix='pix2seq_benchmark_') as work_dir:
+        export_onnx(model, work_dir, batch_size=task['batch'], int8=int8, check=False)
+        runtime = Pix2SeqRuntime(work_dir, decoder='int8' if int8 else 'fp32', num_threads=task['ort_threads'])
+    del model
+    image = random_image(task['size']).permute(1, 2, 0).contiguous().numpy()
+    images = [image] * task['batch']
+
+    def run():
+        return runtime(images)
 
     return run
 
@@ -333,17 +386,18 @@ def measure_in_child(task: dict) -> dict:
 def plan_tasks(args: argparse.Namespace) -> List[dict]:
     """One task per row, paired rows adjacent (cached/full, pix2seq/detr)."""
     common = dict(device=args.device, amp=args.amp, compile=args.compile, tiny=args.tiny, warmup=args.warmup,
-                  repeats=args.repeats, long_run=args.long_run)
+                  repeats=args.repeats, long_run=args.long_run, ort_threads=args.ort_threads)
     tasks = []
     if 'decode' in args.sections:
         tasks += [dict(common, section='decode', model='pix2seq', decoder=decoder, batch=batch, objects=objects,
                        decode_size=args.decode_size)
                   for batch in args.batch_sizes for objects in args.num_objects for decoder in args.decoders]
-    for section, batch in (('infer', args.infer_batch), ('train', args.train_batch)):
+    for section, batch, models in (('infer', args.infer_batch, args.infer_models),
+                                   ('train', args.train_batch, MODEL_NAMES)):
         if section in args.sections:
             tasks += [dict(common, section=section, model=model, size=size, batch=batch,
                            model_objects=args.model_objects, gt_boxes=args.gt_boxes)
-                      for size in args.sizes for model in MODEL_NAMES]
+                      for size in args.sizes for model in models]
     return tasks
 
 
@@ -379,15 +433,18 @@ def group_pairs(rows: List[dict]) -> List[Dict[str, dict]]:
 
 
 def add_ratios(rows: List[dict]) -> None:
-    """Set ``ratio`` on every row: full / that decoder for decoding (full / cached on the full row), pix2seq / detr
-    on both rows otherwise."""
+    """Set ``ratio`` on every row: full / that decoder for decoding (full / cached on the full row), that model / detr
+    otherwise (pix2seq / detr on the detr row; null without detr)."""
     for pair in group_pairs(rows):
         if 'full' in pair:
             for decoder, row in pair.items():
                 reference = 'cached' if decoder == 'full' else decoder
                 row['ratio'] = pair['full']['median_s'] / pair[reference]['median_s'] if reference in pair else None
         else:
-            pair['pix2seq']['ratio'] = pair['detr']['ratio'] = pair['pix2seq']['median_s'] / pair['detr']['median_s']
+            for model, row in pair.items():
+                reference = 'pix2seq' if model == 'detr' else model
+                row['ratio'] = (pair[reference]['median_s'] / pair['detr']['median_s']
+                                if 'detr' in pair and reference in pair else None)
 
 
 # ----------------------------------------------------------------------------------------------------- output
@@ -405,7 +462,7 @@ def section_table(section: str, rows: List[dict]) -> str:
     """One line per pair of the section's rows."""
     pairs = group_pairs([row for row in rows if row['section'] == section])
     if section == 'decode':
-        decoders = [decoder for decoder in DECODERS['cuda'] if pairs and decoder in pairs[0]]
+        decoders = [decoder for decoder in ALL_DECODERS if pairs and decoder in pairs[0]]
         faster = [decoder for decoder in decoders if decoder != 'full']
         headers = (['batch', 'objects', 'tokens']
                    + [f'{decoder} {figure}' for decoder in decoders for figure in ('ms', 'ms/step', 'tok/s', 'MiB')]
@@ -416,11 +473,14 @@ def section_table(section: str, rows: List[dict]) -> str:
                      f"{pair[decoder]['tokens_per_s']:.0f}", f"{pair[decoder]['peak_mem_mb']:.0f}")]
                  + [f"{pair[decoder]['ratio']:.2f}" for decoder in faster] for pair in pairs]
     else:
-        headers = ['size', 'batch', 'pix2seq s/img', 'pix2seq MiB', 'detr s/img', 'detr MiB', 'pix2seq/detr']
-        lines = [[str(pair['pix2seq']['size']), str(pair['pix2seq']['batch'])]
-                 + [figure for model in MODEL_NAMES for figure in (
+        models = [model for model in INFER_MODELS if pairs and model in pairs[0]]
+        compared = [model for model in models if model != 'detr' and 'detr' in models]
+        headers = (['size', 'batch'] + [f'{model} {figure}' for model in models for figure in ('s/img', 'MiB')]
+                   + [f'{model}/detr' for model in compared])
+        lines = [[str(pair[models[0]]['size']), str(pair[models[0]]['batch'])]
+                 + [figure for model in models for figure in (
                      f"{pair[model]['s_per_image']:.3f}", f"{pair[model]['peak_mem_mb']:.0f}")]
-                 + [f"{pair['pix2seq']['ratio']:.2f}"] for pair in pairs]
+                 + [f"{pair[model]['ratio']:.2f}" for model in compared] for pair in pairs]
     return format_table(headers, lines)
 
 
@@ -437,7 +497,8 @@ def long_run_note(rows: List[dict]) -> str:
     return f'  [{count} row(s) timed by one long warm-up run]' if count else ''
 
 
-LINE_STYLES = {'cached': '-', 'graphed': ':', 'compiled': '-.', 'full': '--'}
+LINE_STYLES = {'cached': '-', 'graphed': ':', 'compiled': '-.', 'full': '--', 'ort': (0, (5, 1, 1, 1)),
+               'ort-int8': (0, (1, 1))}
 
 
 def plot_decode(rows: List[dict], path: str) -> None:
@@ -481,6 +542,11 @@ def environment(device: str) -> dict:
                torch_threads=torch.get_num_threads())
     if device == 'cuda':
         env['gpu'] = torch.cuda.get_device_name()
+    try:
+        import onnxruntime
+        env['onnxruntime'] = onnxruntime.__version__
+    except ImportError:
+        pass
     return env
 
 
@@ -505,13 +571,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--sections', nargs='+', choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument('--num-objects', nargs='+', type=positive_int, default=[10, 50, 100], help='decode: objects N')
     parser.add_argument('--batch-sizes', nargs='+', type=positive_int, default=[1, 8], help='decode: images B')
-    parser.add_argument('--decoders', nargs='+', choices=DECODERS['cuda'],
-                        help='decode: decoders to time, "full" among them (default: all of the device\'s)')
+    parser.add_argument('--decoders', nargs='+', choices=ALL_DECODERS,
+                        help='decode: decoders to time, "full" among them (default: the device\'s PyTorch ones; '
+                             'the CPU also has ort and ort-int8, ONNX Runtime)')
     parser.add_argument('--decode-size', type=positive_int, default=640,
                         help='decode: image side whose stride-32 feature positions make the memory length')
     parser.add_argument('--sizes', nargs='+', type=positive_int, default=[640, 1333],
                         help='infer/train: square image side')
     parser.add_argument('--infer-batch', type=positive_int, default=1)
+    parser.add_argument('--infer-models', nargs='+', choices=INFER_MODELS, default=['pix2seq', 'detr'],
+                        help='infer: models to time (onnx, onnx-int8: Pix2Seq in ONNX Runtime, CPU only)')
+    parser.add_argument('--ort-threads', type=non_negative_int, default=0,
+                        help='ONNX Runtime intra-op threads of the ort/onnx rows (0: as many as torch uses)')
     parser.add_argument('--train-batch', type=positive_int, default=2)
     parser.add_argument('--model-objects', type=positive_int, default=100,
                         help='infer/train: Pix2Seq max_objects (all decoded) and DETR queries')
@@ -533,7 +604,10 @@ def parse_args() -> argparse.Namespace:
         args = parser.parse_args()
     if args.plot and 'decode' not in args.sections:
         parser.error('--plot draws the decode section')
-    args.decoders = args.decoders or list(DECODERS[args.device])
+    args.decoders = args.decoders or list(DEFAULT_DECODERS[args.device])
+    args.ort_threads = args.ort_threads or torch.get_num_threads()
+    if args.device == 'cuda' and {'onnx', 'onnx-int8'} & set(args.infer_models):
+        parser.error('--infer-models onnx, onnx-int8: ONNX Runtime rows run on the CPU (--device cpu)')
     if not set(args.decoders) <= set(DECODERS[args.device]) or 'full' not in args.decoders:
         parser.error(f'--decoders on {args.device}: "full" and any of {DECODERS[args.device]}')
     if args.device == 'cuda' and not torch.cuda.is_available():

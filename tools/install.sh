@@ -19,6 +19,9 @@
 #   wheel exists for this torch.  `--no-build-isolation` is required: in an isolated build torch is not importable
 #   and the build silently produces a wheel without `mmcv._ext`.  torch 2.14 headers need C++20, so for that stack
 #   the sdist's hard-coded `-std=c++17` is replaced by `-std=c++20` in a temporary copy (nothing is vendored here).
+# * onnx 1.23.2 + onnxruntime 1.32.0 (setup.cfg extra `deploy`): the ONNX export and the ONNX Runtime backend
+#   (pix2seq_mmdet/deploy, tools/deployment, tests/test_deploy.py); CPU wheels, installed into an existing
+#   environment too, without touching the torch stack.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -75,6 +78,17 @@ else
     echo "  $PY -c 'import torch, mmcv.ops, mmdet'" >&2
     exit 1
   fi
+fi
+# The `deploy` extra, pinned (checked apart from the stack, so an environment made before it only gains it).
+DEPLOY_PKGS=("onnx==1.23.2" "onnxruntime==1.32.0")
+if ! "$PY" - "${DEPLOY_PKGS[@]}" <<'PY' >/dev/null 2>&1
+import sys
+import onnx, onnxruntime
+assert [f'onnx=={onnx.__version__}', f'onnxruntime=={onnxruntime.__version__}'] == sys.argv[1:]
+PY
+then
+  echo "[install] ${DEPLOY_PKGS[*]}"
+  "${PIP[@]}" "${DEPLOY_PKGS[@]}"
 fi
 # This package itself (editable, without touching the pinned dependencies).
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"

@@ -1,7 +1,7 @@
 """Evaluate a Pix2Seq checkpoint with the config's evaluator (COCO bbox mAP via mmdet's CocoMetric).
 
 Examples:
-    python tools/test.py configs/pix2seq_r18-tiny_1xb16-34e_synthetic.py work_dirs/synthetic-easy/epoch_34.pth
+    python tools/test.py configs/pix2seq_r18-tiny_1xb16_44e_synthetic.py work_dirs/synthetic-easy/epoch_44.pth
     tools/dist_test.sh configs/pix2seq_r50_8xb4_300e_coco.py pix2seq_r50.pth 8 --show-dir vis
 """
 import argparse
@@ -9,7 +9,7 @@ import argparse
 from mmdet.evaluation import DumpDetResults
 from mmengine.runner import Runner
 
-from pix2seq_mmdet.launch import add_common_args, load_config, prepare_distributed
+from launch import add_common_args, load_config, prepare_distributed
 
 
 def parse_args() -> argparse.Namespace:

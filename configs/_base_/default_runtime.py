@@ -1,6 +1,10 @@
 # Runtime shared by every Pix2Seq config: mmdet's scope, this package's registration, mmdet's hooks and visualiser.
 default_scope = 'mmdet'
-custom_imports = dict(imports=['pix2seq_mmdet'], allow_failed_imports=False)
+# pix2seq_mmdet registers the models, datasets and hooks; pix2seq_mmdet.engine.checkpoint_loader replaces mmengine's
+# loader for local paths so that mmengine's own checkpoints load on torch >= 2.6 (weights-only first, full
+# unpickling only for a run's own work dir or with PIX2SEQ_TRUST_CHECKPOINTS=1); drop it to keep mmengine's loader
+custom_imports = dict(imports=['pix2seq_mmdet', 'pix2seq_mmdet.engine.checkpoint_loader'],
+                      allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -10,7 +14,8 @@ default_hooks = dict(
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
-# data, pipeline, model and loaded checkpoints checked before the first step; random streams saved for exact resume
+# dataset classes and loaded checkpoints checked against the model before the first step; random streams saved for
+# exact resume
 custom_hooks = [dict(type='ConsistencyCheckHook'), dict(type='RandomStateHook')]
 
 env_cfg = dict(

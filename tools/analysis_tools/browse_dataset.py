@@ -1,8 +1,10 @@
-"""Show what Pix2Seq trains on: augmented images with real boxes (green, class names) and noise boxes (red), and
-the token sequence as text.
+"""Show what Pix2Seq trains on: augmented images in the model's padded frame with real boxes (green, class names) and
+noise boxes (red), and the token sequence as text. The sequences come from the model the config builds (its data
+preprocessor and its head's sequence augmentation), as in training.
 
 Example:
-    python tools/analysis_tools/browse_dataset.py configs/pix2seq_r18-tiny_1xb16-34e_synthetic.py --out-dir vis --num 4 --scale 4
+    python tools/analysis_tools/browse_dataset.py configs/pix2seq_r18-tiny_1xb16_44e_synthetic.py --out-dir vis \
+        --num 4 --scale 4
 writes vis/{index}_{image}.png and vis/{index}_{image}.txt.
 """
 import argparse
@@ -12,9 +14,10 @@ import os.path as osp
 import mmcv
 import numpy as np
 import torch
-from mmdet.registry import DATASETS, VISUALIZERS
+from mmdet.registry import DATASETS, MODELS, VISUALIZERS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config, DictAction
+from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 
 REAL_COLOR = (0, 200, 0)
@@ -39,9 +42,10 @@ def describe_sequence(target_tokens: torch.Tensor, token_weights: torch.Tensor, 
     for slot, (box, class_token) in enumerate(zip(boxes, class_tokens)):
         if not valid[slot]:
             break
-        bins = (target_tokens[5 * slot:5 * slot + 4] - tokenizer.coord_offset).tolist()
-        is_noise = int(class_token) == tokenizer.FAKE
-        name = 'FAKE' if is_noise else classes[int(class_token) - tokenizer.CLASS_OFFSET]
+        bins = tokenizer.bins(target_tokens[5 * slot:5 * slot + 4]).tolist()
+        label = int(tokenizer.labels(class_token))
+        is_noise = label < 0
+        name = 'FAKE' if is_noise else classes[label]
         weights = token_weights[5 * slot:5 * slot + 5].tolist()
         lines.append(f'{slot:3d} {"noise" if is_noise else "real ":5s} bins(ymin,xmin,ymax,xmax)={bins} '
                      f'class={name} weights={weights}')
@@ -59,30 +63,35 @@ def main() -> None:
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    transform = next(t for t in dataset.pipeline.transforms if type(t).__name__ == 'Pix2SeqSequenceAug')
-    tokenizer = transform.tokenizer
+    model = MODELS.build(cfg.model)
+    tokenizer = model.head.tokenizer
     classes = dataset.metainfo['classes']
     visualizer = VISUALIZERS.build(dict(type='DetLocalVisualizer', name='browse_dataset'))
     os.makedirs(args.out_dir, exist_ok=True)
     for index in range(min(args.num, len(dataset))):
         item = dataset[index]
-        sample = item['data_samples']
-        image = mmcv.imrescale(mmcv.bgr2rgb(item['inputs'].permute(1, 2, 0).numpy()), args.scale)
+        sample = model.data_preprocessor(pseudo_collate([item]), training=True)['data_samples'][0]
+        _, (target_tokens, ), (token_weights, ) = model.head.sequence_augmentation([sample])
         pad_h, pad_w = sample.metainfo['pad_shape'][:2]
-        boxes, class_tokens, valid = tokenizer.decode(sample.target_tokens)
-        boxes = boxes[valid][:, [1, 0, 3, 2]] * torch.tensor([pad_w, pad_h, pad_w, pad_h]) * args.scale
-        is_noise = class_tokens[valid] == tokenizer.FAKE
+        frame = np.zeros((pad_h, pad_w, 3), dtype=np.uint8)
+        img_h, img_w = item['inputs'].shape[1:]
+        frame[:img_h, :img_w] = mmcv.bgr2rgb(item['inputs'].permute(1, 2, 0).numpy())
+        image = mmcv.imrescale(frame, args.scale)
+        boxes, class_tokens, valid = tokenizer.decode(target_tokens)
+        boxes = tokenizer.denormalize_boxes(boxes[valid], (pad_h, pad_w)) * args.scale
+        labels = tokenizer.labels(class_tokens[valid])
+        is_noise = labels < 0
         visualizer.set_image(image)
         if is_noise.any():
             visualizer.draw_bboxes(boxes[is_noise], edge_colors=NOISE_COLOR, line_widths=1, alpha=0.6)
         if (~is_noise).any():
             visualizer.draw_bboxes(boxes[~is_noise], edge_colors=REAL_COLOR, line_widths=2)
-            labels = [classes[int(t) - tokenizer.CLASS_OFFSET] for t in class_tokens[valid][~is_noise]]
-            visualizer.draw_texts(labels, boxes[~is_noise][:, :2], colors=REAL_COLOR, font_sizes=8)
+            names = [classes[int(label)] for label in labels[~is_noise]]
+            visualizer.draw_texts(names, boxes[~is_noise][:, :2], colors=REAL_COLOR, font_sizes=8)
         stem = osp.join(args.out_dir, f'{index:03d}_{osp.splitext(osp.basename(sample.img_path))[0]}')
         mmcv.imwrite(mmcv.rgb2bgr(visualizer.get_image()), stem + '.png')
         with open(stem + '.txt', 'w') as file:
-            file.write(describe_sequence(sample.target_tokens, sample.token_weights, tokenizer, classes) + '\n')
+            file.write(describe_sequence(target_tokens, token_weights, tokenizer, classes) + '\n')
         print(f'{stem}.png: {int((~is_noise).sum())} real, {int(is_noise.sum())} noise boxes')
 
 

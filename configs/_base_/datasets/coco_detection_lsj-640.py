@@ -1,5 +1,5 @@
-# COCO 2017 at 640 px with the paper's augmentation (large-scale jitter, crop, flip, pad to square).
-# 1000 coordinate bins at this size (the model config must match: see pix2seq_r50_8xb4-300e_coco-640.py).
+# COCO 2017 at 640 px with the official fine-tuning augmentation (configs/transform_configs.py defaults: scale jitter
+# 0.3-2.0, fixed-size crop, flip), without batch repetition (the official fine-tune config has none).
 _base_ = './coco_detection_lsj-1333.py'
 image_size = (640, 640)
 train_pipeline = [
@@ -10,17 +10,15 @@ train_pipeline = [
          allow_negative_crop=True),
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='Pad', size=image_size),
-    dict(type='Pix2SeqSequenceAug', num_classes=80, num_bins=1000, max_objects=100),
-    dict(type='PackPix2SeqInputs')
+    dict(type='PackDetInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='Pad', size=image_size),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackPix2SeqInputs')
+    dict(type='PackDetInputs')
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(sampler=dict(type='DefaultSampler', _delete_=True, shuffle=True),
+                        dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -1,6 +1,8 @@
 # The built-in synthetic shapes dataset (tools/generate_synthetic.py), square images of `image_size` pixels.
-# Preset `easy` (data/synthetic/); pix2seq_*_synthetic-hard.py points at data/synthetic_hard/.
-# mmdet's CocoDataset with checked annotations and named image failures (pix2seq_mmdet/datasets.py)
+# Preset `easy` (data/synthetic/); pix2seq_*_synthetic-hard.py points at data/synthetic_hard/. The pipelines resize
+# every image into the `image_size` frame (a no-op for the generated images), so the same config trains on a
+# COCO-format dataset with images of any size; the model pads to the frame.
+# mmdet's CocoDataset with checked annotations and named image failures (pix2seq_mmdet/datasets/coco.py)
 dataset_type = 'Pix2SeqCocoDataset'
 data_root = 'data/synthetic/'
 classes = ('circle', 'square', 'triangle', 'star')
@@ -11,24 +13,24 @@ metainfo = dict(classes=classes)
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='Pad', size=image_size),
-    dict(type='Pix2SeqSequenceAug', num_classes=len(classes), num_bins=128, max_objects=10),
-    dict(type='PackPix2SeqInputs')
+    dict(type='PackDetInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='Pad', size=image_size),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackPix2SeqInputs')
+    dict(type='PackDetInputs')
 ]
 
+# data loading in the main process: on 2 cores a worker process slows training down (0.89 -> 0.68 s/iter measured
+# at batch 32)
 train_dataloader = dict(
     batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='BatchRepeatSampler', batch_repeat=2, shuffle=True),
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -40,8 +42,8 @@ train_dataloader = dict(
         backend_args=backend_args))
 val_dataloader = dict(
     batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
+    num_workers=0,
+    persistent_workers=False,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(

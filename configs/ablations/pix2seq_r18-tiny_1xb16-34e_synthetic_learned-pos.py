@@ -1,5 +1,0 @@
-# Ablation of the main synthetic config: learned 2-D positions (mmdet's LearnedPositionalEncoding, the paper's
-# default) instead of fixed sine positions.
-_base_ = '../pix2seq_r18-tiny_1xb16-34e_synthetic.py'
-model = dict(positional_encoding=dict(_delete_=True, type='LearnedPositionalEncoding', num_feats=64,
-                                      row_num_embed=16, col_num_embed=16))

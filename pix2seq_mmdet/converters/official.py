@@ -1,0 +1,474 @@
+"""The released official Pix2Seq TF2 checkpoints (google-research/pix2seq) as this package's state_dict.
+
+The mapping works on a plain ``{checkpoint key: numpy array}`` dict, so that everything but reading a TF checkpoint
+(:func:`read_tf_checkpoint`, the only function that imports TensorFlow) runs without TensorFlow.
+
+Checkpoint keys are TF2 object-graph paths: ``model/<attribute path>/.ATTRIBUTES/VARIABLE_VALUE`` (see
+``docs/official_weights.md``).  Only ``model/...`` values are read; optimizer slots (``.OPTIMIZER_SLOT``), the
+optimizer's own variables, ``global_step`` and ``save_counter`` are skipped.  Every parameter of the target model is
+derived from named official variables (:func:`official_sources`), so a conversion reports, in one error, every
+checkpoint variable it did not use, every variable it needed but did not find and every shape mismatch.
+
+Conversions (TF -> torch): convolution kernels HWIO -> OIHW; Dense kernels (in, out) -> ``Linear.weight`` (out, in);
+Keras ``MultiHeadAttention`` q/k/v kernels (D, H, K) -> rows of the fused ``in_proj`` (3 H K, D), biases (H, K) ->
+(H K, ); output kernels (H, K, D) -> (D, H K); BatchNorm gamma/beta/moving_mean/moving_variance -> weight/bias/
+running_mean/running_var; LayerNorm gamma/beta -> weight/bias; the learned decoder positions (512 rows in the released
+models) are cut to the model's ``5 * max_objects + 1``.
+"""
+import json
+import os
+import re
+from glob import glob
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+CHECKPOINT_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
+MODEL_PREFIX = 'model/'
+RESNET = 'encoder/resnet'
+ENCODER_LAYERS = 'encoder/transformer_encoder/enc_layers'
+DECODER_LAYERS = 'decoder/decoder/dec_layers'
+BN_NAMES = {'weight': 'gamma', 'bias': 'beta', 'running_mean': 'moving_mean', 'running_var': 'moving_variance'}
+LN_NAMES = {'weight': 'gamma', 'bias': 'beta'}
+# decoder variables made with add_weight(name='<layer name>/<name>'): the key holds '<layer name>.S<name>' ('.S' is an
+# escaped '/'); the layer name is 'ar_decoder' in the official code, matched by suffix in case it was uniquified
+DECODER_WEIGHTS = {'head.token_embed.weight': 'token_embedding', 'head.pos_embed.weight': 'seq_pos_embedding',
+                   'head.output_bias': 'outp_bias'}
+DEFAULT_DECODER_LAYER_NAME = 'ar_decoder'
+SHOWN_PER_LIST = 20
+
+
+class ConversionError(ValueError):
+    """A checkpoint that does not map onto the model; the message lists every problem."""
+
+
+# ------------------------------------------------------------------------------------------- reading checkpoints
+def is_model_variable(key: str) -> bool:
+    """Whether a checkpoint key holds a model variable (``model/...``, not an optimizer slot)."""
+    return key.startswith(MODEL_PREFIX) and '.OPTIMIZER_SLOT' not in key and (
+        key.endswith(CHECKPOINT_SUFFIX) or '/.ATTRIBUTES/' not in key)
+
+
+def model_variables(variables: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Checkpoint values -> ``{short name: array}`` of the model variables, the short name without ``model/`` and
+    ``/.ATTRIBUTES/VARIABLE_VALUE`` (``encoder/stem_ln/gamma``); everything else is dropped."""
+    result = {}
+    for key, value in variables.items():
+        if is_model_variable(key):
+            name = key[len(MODEL_PREFIX):]
+            if name.endswith(CHECKPOINT_SUFFIX):
+                name = name[:-len(CHECKPOINT_SUFFIX)]
+            result[name] = np.asarray(value)
+    return result
+
+
+def find_checkpoint_prefix(path: str) -> str:
+    """A checkpoint prefix (``.../ckpt-400000``), a directory holding one (the ``checkpoint`` file's latest, else the
+    highest-numbered ``*.index``) or a ``.index`` / ``.data-*`` file -> the prefix."""
+    if os.path.isdir(path):
+        state = os.path.join(path, 'checkpoint')
+        if os.path.isfile(state):
+            with open(state) as file:
+                match = re.search(r'^model_checkpoint_path:\s*"(.+)"', file.read(), re.MULTILINE)
+            if match:
+                prefix = match.group(1)
+                return prefix if os.path.isabs(prefix) else os.path.join(path, prefix)
+        indexes = glob(os.path.join(path, '*.index'))
+        if not indexes:
+            raise FileNotFoundError(f'no TF checkpoint (*.index) in {path}')
+
+        def step(index_path: str) -> int:
+            numbers = re.findall(r'\d+', os.path.basename(index_path))
+            return int(numbers[-1]) if numbers else -1
+
+        return max(indexes, key=step)[:-len('.index')]
+    if path.endswith('.index'):
+        return path[:-len('.index')]
+    match = re.match(r'(.*)\.data-\d+-of-\d+$', path)
+    return match.group(1) if match else path
+
+
+def read_tf_checkpoint(path: str) -> Dict[str, np.ndarray]:
+    """The model variables of a TF2 checkpoint (prefix or directory) as ``{checkpoint key: array}``; needs TensorFlow
+    (``pip install -e .[convert]``), imported here only."""
+    try:
+        import tensorflow as tf
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError('reading a TF checkpoint needs TensorFlow: pip install -e ".[convert]" (or convert a .npz '
+                          'of the checkpoint\'s variables instead)') from error
+    prefix = find_checkpoint_prefix(path)
+    reader = tf.train.load_checkpoint(prefix)
+    return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(prefix) if is_model_variable(name)}
+
+
+def read_checkpoint(path: str) -> Dict[str, np.ndarray]:
+    """A TF checkpoint, or a ``.npz`` of ``{checkpoint key: array}`` (e.g. the test fixture) -> its model variables."""
+    if path.endswith('.npz'):
+        with np.load(path) as archive:
+            return {key: archive[key] for key in archive.files if is_model_variable(key)}
+    return read_tf_checkpoint(path)
+
+
+def find_official_config(path: str) -> Optional[dict]:
+    """The ``config.json`` stored beside a released checkpoint (in its directory), parsed, or None."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    candidate = os.path.join(folder, 'config.json')
+    if os.path.isfile(candidate):
+        with open(candidate) as file:
+            return json.load(file)
+    return None
+
+
+# ------------------------------------------------------------------------------------- official config -> model
+def _section(config: dict, name: str) -> dict:
+    return config.get(name, {}) if isinstance(config.get(name), dict) else {}
+
+
+def official_model_options(config: dict) -> Dict[str, object]:
+    """An official ``config.json`` (the whole config, or its ``model`` section) -> ``Config.merge_from_dict`` options
+    (dotted keys under ``model.``) that size a model of ``configs/official`` like it: ResNet depth, width, variant,
+    Transformer widths, depths and heads, the frame (``image_size``), and from the ``task`` section the bins and the
+    number of objects.  Fails on options this package does not implement (ViT encoders, ``c3``/``dc5`` variants,
+    selective kernels, other decoder projections or position codes, a vocabulary other than 3000 tokens with
+    coordinates at 1000)."""
+    model = _section(config, 'model') or config
+    task = _section(config, 'task')
+    unsupported = []
+
+    def expect(key: str, allowed: Iterable, default=None) -> None:
+        value = model.get(key, default)
+        if value not in allowed:
+            unsupported.append(f'{key}={value!r} (supported: {", ".join(map(repr, allowed))})')
+
+    expect('resnet_variant', ('standard', 'c4'))
+    expect('dec_proj_mode', ('mlp', ), 'mlp')
+    expect('pos_encoding', ('sin_cos', ), 'sin_cos')
+    expect('pos_encoding_dec', ('learned', ), 'learned')
+    expect('use_cls_token', (False, ), False)
+    expect('shared_decoder_embedding', (True, ), True)
+    expect('decoder_output_bias', (True, ), True)
+    expect('vocab_size', (3000, ), 3000)
+    expect('coord_vocab_shift', (1000, ), 1000)
+    if float(model.get('resnet_sk_ratio', 0) or 0) > 0:
+        unsupported.append(f'resnet_sk_ratio={model["resnet_sk_ratio"]} (selective-kernel ResNets)')
+    if unsupported:
+        raise ConversionError('the official config uses options this package does not implement: '
+                              + '; '.join(unsupported))
+    width = float(model.get('resnet_width_multiplier', 1))
+    base_channels = int(64 * width)
+    stages = 3 if model['resnet_variant'] == 'c4' else 4
+    dim_att, dim_att_dec = int(model['dim_att']), int(model['dim_att_dec'])
+    image_size = model.get('image_size', task.get('image_size'))
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    options = {
+        'model.backbone.depth': int(model['resnet_depth']),
+        'model.backbone.base_channels': base_channels,
+        'model.backbone.num_stages': stages,
+        'model.backbone.strides': (1, 2, 2, 2)[:stages],
+        'model.backbone.dilations': (1, ) * stages,
+        'model.backbone.out_indices': (stages - 1, ),
+        'model.neck.in_channels': [base_channels * 2**(stages - 1) * 4],
+        'model.neck.out_channels': dim_att,
+        'model.encoder.num_layers': int(model['num_encoder_layers']),
+        'model.encoder.embed_dims': dim_att,
+        'model.encoder.num_heads': int(model['num_heads']),
+        'model.encoder.ffn_dims': int(model['dim_mlp']),
+        'model.positional_encoding.embed_dims': dim_att,
+        # the official proj_mlp uses the ENCODER's mlp ratio at the decoder width
+        'model.memory_proj.ffn_dims': dim_att_dec * (int(model['dim_mlp']) // dim_att),
+        'model.head.embed_dims': dim_att_dec,
+        'model.head.num_layers': int(model['num_decoder_layers']),
+        'model.head.num_heads': int(model['num_heads_dec']),
+        'model.head.ffn_dims': int(model['dim_mlp_dec']),
+    }
+    if image_size:
+        options['model.data_preprocessor.pad_size'] = tuple(int(side) for side in image_size)
+    for key in ('drop_path', 'drop_units'):
+        if key in model:
+            target = 'drop_path' if key == 'drop_path' else 'dropout'
+            options[f'model.encoder.{target}'] = float(model[key])
+            options[f'model.head.{target}'] = float(model[key])
+    if 'drop_units' in model:
+        options['model.neck.dropout'] = float(model['drop_units'])
+    if 'quantization_bins' in task:
+        options['model.head.tokenizer.num_bins'] = int(task['quantization_bins'])
+    if 'max_instances_per_image_test' in task:
+        options['model.head.tokenizer.max_objects'] = int(task['max_instances_per_image_test'])
+    return options
+
+
+# --------------------------------------------------------------------------------------------- the key mapping
+def _conv(kernel: np.ndarray) -> np.ndarray:
+    return kernel.transpose(3, 2, 0, 1)
+
+
+def _dense(kernel: np.ndarray) -> np.ndarray:
+    return kernel.T
+
+
+def _qkv_kernel(query: np.ndarray, key: np.ndarray, value: np.ndarray) -> np.ndarray:
+    return np.concatenate([part.reshape(part.shape[0], -1).T for part in (query, key, value)])
+
+
+def _qkv_bias(query: np.ndarray, key: np.ndarray, value: np.ndarray) -> np.ndarray:
+    return np.concatenate([part.reshape(-1) for part in (query, key, value)])
+
+
+def _attention_output(kernel: np.ndarray) -> np.ndarray:
+    return kernel.reshape(-1, kernel.shape[-1]).T
+
+
+def _identity(value: np.ndarray) -> np.ndarray:
+    return value
+
+
+Source = Tuple[List[str], Callable[..., np.ndarray]]
+
+
+def _norm(prefix: str, attribute: str, names: Dict[str, str]) -> Optional[Source]:
+    return ([f'{prefix}/{names[attribute]}'], _identity) if attribute in names else None
+
+
+def _linear(prefix: str, attribute: str) -> Optional[Source]:
+    if attribute == 'weight':
+        return [f'{prefix}/kernel'], _dense
+    if attribute == 'bias':
+        return [f'{prefix}/bias'], _identity
+    return None
+
+
+def _attention(prefix: str, rest: str) -> Optional[Source]:
+    parts = [f'{prefix}/_{part}_dense' for part in ('query', 'key', 'value')]
+    return {
+        'in_proj.weight': ([f'{part}/kernel' for part in parts], _qkv_kernel),
+        'in_proj.bias': ([f'{part}/bias' for part in parts], _qkv_bias),
+        'out_proj.weight': ([f'{prefix}/_output_dense/kernel'], _attention_output),
+        'out_proj.bias': ([f'{prefix}/_output_dense/bias'], _identity),
+    }.get(rest)
+
+
+def _mlp(prefix: str, rest: str) -> Optional[Source]:
+    """An official ``MLP(num_layers=1)`` (pre-LN residual FFN) as this package's ``FeedForwardBlock``."""
+    module, _, attribute = rest.rpartition('.')
+    if module == 'norm':
+        return _norm(f'{prefix}/layernorms/0', attribute, LN_NAMES)
+    if module in ('layers.0', 'layers.3'):
+        return _linear(f'{prefix}/mlp_layers/0/{"dense1" if module == "layers.0" else "dense2"}', attribute)
+    return None
+
+
+def _transformer_layer(prefix: str, rest: str, decoder: bool) -> Optional[Source]:
+    names = ({'self_attn': 'self_mha', 'self_attn_norm': 'self_ln', 'cross_attn': 'cross_mha',
+              'cross_attn_norm': 'cross_ln'} if decoder else {'self_attn': 'mha', 'self_attn_norm': 'mha_ln'})
+    module, _, tail = rest.partition('.')
+    if module == 'ffn':
+        return _mlp(f'{prefix}/mlp', tail)
+    if module not in names:
+        return None
+    if module.endswith('_norm'):
+        return _norm(f'{prefix}/{names[module]}', tail, LN_NAMES)
+    return _attention(f'{prefix}/{names[module]}', tail)
+
+
+def _backbone(rest: str) -> Optional[Source]:
+    module, _, attribute = rest.rpartition('.')
+    if module == 'conv1' and attribute == 'weight':
+        return [f'{RESNET}/initial_conv_relu_max_pool/0/conv2d/kernel'], _conv
+    if module == 'bn1':
+        return _norm(f'{RESNET}/initial_conv_relu_max_pool/2/bn', attribute, BN_NAMES)
+    match = re.fullmatch(r'layer(\d+)\.(\d+)\.(conv[123]|bn[123]|downsample\.[01])', module)
+    if not match:
+        return None
+    group, block, part = int(match.group(1)) - 1, int(match.group(2)), match.group(3)
+    prefix = f'{RESNET}/block_groups/{group}/layers/{block}'
+    if part.startswith('downsample'):
+        if part.endswith('0'):
+            return ([f'{prefix}/projection_layers/0/conv2d/kernel'], _conv) if attribute == 'weight' else None
+        return _norm(f'{prefix}/projection_layers/1/bn', attribute, BN_NAMES)
+    index = int(part[-1]) - 1
+    if part.startswith('conv'):
+        return ([f'{prefix}/conv_relu_dropblock_layers/{(0, 3, 6)[index]}/conv2d/kernel'], _conv
+                ) if attribute == 'weight' else None
+    return _norm(f'{prefix}/conv_relu_dropblock_layers/{(1, 4, 7)[index]}/bn', attribute, BN_NAMES)
+
+
+def official_sources(param: str, decoder_layer_name: str = DEFAULT_DECODER_LAYER_NAME) -> Optional[Source]:
+    """The official variables (short names) a parameter of this package's official-architecture model is made of,
+    and the function that combines them into the torch tensor; None if the parameter has no official counterpart.
+
+    ``num_batches_tracked`` buffers have none (they are written as 0 by :func:`convert_official_variables`).
+    """
+    module, _, rest = param.partition('.')
+    if module == 'backbone':
+        return _backbone(rest)
+    if module == 'neck':
+        sub, _, attribute = rest.partition('.')
+        if sub == 'proj':
+            return _linear('encoder/stem_projection', attribute)
+        if sub == 'norm':
+            return _norm('encoder/stem_ln', attribute, LN_NAMES)
+        return None
+    if module == 'encoder':
+        if rest.startswith('norm.'):
+            return _norm('encoder/output_ln', rest[len('norm.'):], LN_NAMES)
+        match = re.fullmatch(r'layers\.(\d+)\.(.+)', rest)
+        return _transformer_layer(f'{ENCODER_LAYERS}/{match.group(1)}', match.group(2), False) if match else None
+    if module == 'memory_proj':
+        if rest.startswith('proj.0.'):
+            return _linear('proj', rest[len('proj.0.'):])
+        if rest.startswith('proj.1.'):
+            return _norm('proj_ln', rest[len('proj.1.'):], LN_NAMES)
+        if rest.startswith('mlp.'):
+            return _mlp('proj_mlp', rest[len('mlp.'):])
+        return None
+    if module == 'head':
+        if param in DECODER_WEIGHTS:
+            return [f'decoder/{decoder_layer_name}.S{DECODER_WEIGHTS[param]}'], _identity
+        if rest.startswith('norm.'):
+            return _norm('decoder/output_ln', rest[len('norm.'):], LN_NAMES)
+        match = re.fullmatch(r'layers\.(\d+)\.(.+)', rest)
+        return _transformer_layer(f'{DECODER_LAYERS}/{match.group(1)}', match.group(2), True) if match else None
+    return None
+
+
+def _decoder_layer_name(names: Iterable[str]) -> str:
+    """The layer name of the decoder's ``add_weight`` variables (``ar_decoder`` unless uniquified)."""
+    for name in names:
+        match = re.fullmatch(r'decoder/(.+)\.Stoken_embedding', name)
+        if match:
+            return match.group(1)
+    return DEFAULT_DECODER_LAYER_NAME
+
+
+def _listing(title: str, items: List[str]) -> str:
+    shown = items[:SHOWN_PER_LIST]
+    more = f'\n    ... and {len(items) - len(shown)} more' if len(items) > len(shown) else ''
+    return f'  {title} ({len(items)}):\n' + '\n'.join(f'    {item}' for item in shown) + more
+
+
+def convert_official_variables(variables: Dict[str, np.ndarray],
+                               model_state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Official checkpoint variables -> a state_dict of the model whose ``state_dict()`` is ``model_state``.
+
+    Args:
+        variables (dict): ``{checkpoint key or short name: array}``; keys outside ``model/`` and optimizer slots are
+            ignored (see :func:`model_variables`); a dict of short names only (no ``model/`` key) is read as such.
+        model_state (dict): The target model's ``state_dict()`` (names and shapes; values unused).
+
+    Returns:
+        dict: ``{parameter name: float32 tensor}`` for every entry of ``model_state``.
+
+    Raises:
+        ConversionError: Listing every checkpoint variable left unused, every variable missing for a model
+            parameter, every parameter without an official counterpart and every shape mismatch.
+    """
+    if not any(key.startswith(MODEL_PREFIX) for key in variables):  # short names only
+        variables = {MODEL_PREFIX + key: value for key, value in variables.items()}
+    official = model_variables(variables)
+    decoder_layer_name = _decoder_layer_name(official)
+    state, used = {}, set()
+    missing, unmatched, mismatched = [], [], []
+    for param, target in model_state.items():
+        if param.endswith('num_batches_tracked'):
+            state[param] = torch.zeros_like(target)
+            continue
+        sources = official_sources(param, decoder_layer_name)
+        if sources is None:
+            unmatched.append(f'{param} {tuple(target.shape)}')
+            continue
+        names, combine = sources
+        absent = [name for name in names if name not in official]
+        if absent:
+            missing.extend(f'{name} (for {param} {tuple(target.shape)})' for name in absent)
+            continue
+        used.update(names)
+        value = combine(*(official[name] for name in names))
+        if param == 'head.pos_embed.weight' and value.ndim == 2 and value.shape[0] > target.shape[0]:
+            value = value[:target.shape[0]]  # the released models learn 512 positions; we use 5 * max_objects + 1
+        if tuple(value.shape) != tuple(target.shape):
+            given = ', '.join(f'{name} {tuple(official[name].shape)}' for name in names)
+            mismatched.append(f'{param}: model {tuple(target.shape)}, checkpoint gives {tuple(value.shape)} from '
+                              f'{given}')
+            continue
+        state[param] = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+    unused = sorted(set(official) - used)
+    problems = []
+    if unused:
+        problems.append(_listing('checkpoint variables not mapped to any model parameter', unused))
+    if missing:
+        problems.append(_listing('checkpoint variables missing (needed by a model parameter)', missing))
+    if unmatched:
+        problems.append(_listing('model parameters with no official counterpart (the model config is not the '
+                                 'official architecture)', unmatched))
+    if mismatched:
+        problems.append(_listing('shape mismatches', mismatched))
+    if problems:
+        raise ConversionError(f'the official checkpoint ({len(official)} model variables) does not map onto this '
+                              'model:\n' + '\n'.join(problems))
+    return state
+
+
+# ----------------------------------------------------------------------------------------- fine-tuning helpers
+def reinit_class_tokens(state: Dict[str, torch.Tensor], tokenizer, std: float = 0.02,
+                        generator: Optional[torch.Generator] = None) -> List[int]:
+    """Re-initialise, in place, every class-token row of a converted official-layout state_dict, for fine-tuning on
+    other classes: rows ``CLASS_OFFSET .. coord_offset - 1`` (tokens 100..999, every official class id, so no class
+    of the source dataset keeps its learned embedding or logit bias) of ``head.token_embed.weight`` are drawn from a
+    normal of std ``std`` truncated at 2 std (the official embedding initialiser, ``TruncatedNormal(0.02)``) and the
+    same entries of ``head.output_bias`` are set to 0 (the official bias initialiser).  Every other weight (the
+    special, FAKE and coordinate tokens, the positions, the whole network) is kept.
+
+    Returns:
+        list[int]: The re-initialised token ids.
+    """
+    if tokenizer.layout != 'official':
+        raise ValueError('reinit_class_tokens expects the official layout (converted official weights)')
+    rows = list(range(tokenizer.CLASS_OFFSET, tokenizer.coord_offset))
+    embedding = state['head.token_embed.weight']
+    fresh = torch.empty(len(rows), embedding.shape[1], dtype=embedding.dtype)
+    torch.nn.init.trunc_normal_(fresh, std=std, a=-2 * std, b=2 * std, generator=generator)
+    embedding[rows[0]:rows[-1] + 1] = fresh
+    state['head.output_bias'][rows[0]:rows[-1] + 1] = 0
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ model building
+def load_model_config(config_path: str, official_config: Optional[dict] = None,
+                      cfg_options: Optional[dict] = None):
+    """An mmengine ``Config`` of ``config_path``, resized like ``official_config`` (a ``config.json``; see
+    :func:`official_model_options`) and updated with ``cfg_options``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config_path)
+    if official_config is not None:
+        cfg.merge_from_dict(official_model_options(official_config))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def build_model(cfg) -> torch.nn.Module:
+    """The detector of an mmengine config (this package registered, mmdet's scope), in eval mode, on the CPU; its
+    backbone is not initialised from pretrained weights."""
+    import pix2seq_mmdet  # noqa: F401 registers the modules
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    model_cfg = cfg.model.copy()
+    model_cfg.backbone.init_cfg = None
+    return MODELS.build(model_cfg).eval()
+
+
+def checkpoint_meta(cfg, source: str, official_config: Optional[dict] = None) -> dict:
+    """The ``meta`` of a converted checkpoint: its source and, for a COCO-id tokenizer, COCO's class names (what
+    ``DetInferencer`` shows)."""
+    meta = dict(converted_from=str(source), converter='tools/model_converters/pix2seq_tf2mmdet.py')
+    if official_config is not None:
+        meta['official_model_config'] = json.loads(json.dumps(_section(official_config, 'model') or official_config,
+                                                              default=str))
+    tokenizer_cfg = cfg.model.head.tokenizer
+    if tokenizer_cfg.get('layout') == 'official' and tokenizer_cfg.get('class_ids') == 'coco':
+        from mmdet.datasets import CocoDataset
+        meta['dataset_meta'] = dict(classes=list(CocoDataset.METAINFO['classes']))
+    return meta

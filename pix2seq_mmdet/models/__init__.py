@@ -1,0 +1,16 @@
+"""The detector, its head, the Transformer layers, the vocabulary, sequence augmentation and decoding."""
+from .data_preprocessor import Pix2SeqDataPreprocessor
+from .decoding import DecodingCache, DecodingConfig, decode_sequences
+from .pix2seq import Pix2Seq
+from .pix2seq_head import Pix2SeqHead
+from .positional_encoding import Pix2SeqSinCosPositionalEncoding
+from .resnet import Pix2SeqResNet
+from .sequence_augmentation import SequenceAugmentation
+from .token_projection import TokenProjection
+from .tokenizer import Pix2SeqTokenizer
+
+__all__ = [
+    'Pix2Seq', 'Pix2SeqHead', 'Pix2SeqDataPreprocessor', 'Pix2SeqTokenizer', 'SequenceAugmentation',
+    'TokenProjection', 'DecodingCache', 'DecodingConfig', 'decode_sequences', 'Pix2SeqResNet',
+    'Pix2SeqSinCosPositionalEncoding'
+]

@@ -1,0 +1,324 @@
+"""Autoregressive decoding for Pix2Seq: the key/value cache and the decoding strategies.
+
+The decoder is driven through a ``step`` callable, ``step(tokens, position) -> logits``, that maps the (N, 1) tokens
+at ``position`` to the (N, V) logits of the next token; with a :class:`DecodingCache` each step costs one token's
+worth of compute, without it (``use_cache=False``) the whole prefix is decoded again at every step.  On a GPU the
+cached step is recorded once as a CUDA graph and replayed (``cuda_graph``); ``compile`` fuses its small operations
+with ``torch.compile`` (:class:`StaticStep` drives both).
+
+Strategies (``DecodingConfig.strategy``):
+    * ``greedy``: the most likely token.
+    * ``top_k``: sample among the ``top_k`` most likely tokens (``temperature`` applies).
+    * ``nucleus``: sample from the largest set of most likely tokens whose total probability stays within ``top_p``
+      (paper: 0.4), at least the most likely one, as the official ``top_logits``; ``top_k`` > 0 caps the set
+      first.
+    * ``beam``: beam search of width ``beam_width``. Beams are ranked by the sum of token log-probabilities while
+      searching; the returned beam of each image is the one with the highest *mean* token log-probability (sum
+      divided by its length up to and including EOS), so short and long object lists compete fairly.
+
+Whatever the strategy, once a sequence has produced EOS every later token is PAD, and the class and score of the
+object in slot ``k`` come from the logits at its class position: the class is the most probable *real* class (FAKE
+and all non-class tokens excluded), its score that class's probability under the softmax over the whole vocabulary,
+as the official implementation computes it (``decode_object_seq_to_bbox``), so a slot the model takes for noise
+(mass on FAKE) scores low.  ``renormalize_scores=True`` renormalises the softmax over the real classes instead.
+"""
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .tokenizer import TOKENS_PER_OBJECT, Pix2SeqTokenizer
+
+STRATEGIES = ('greedy', 'top_k', 'nucleus', 'beam')
+StepFn = Callable[[Tensor, int], Tensor]
+
+
+@dataclass
+class DecodingConfig:
+    """Decoding options, read from the head's ``test_cfg``.
+
+    Args:
+        strategy (str): One of :data:`STRATEGIES`.
+        temperature (float): Divides the logits before sampling (> 0).
+        top_k (int): Keep the ``top_k`` most likely tokens when sampling (0: off).
+        top_p (float): Nucleus mass in (0, 1].
+        beam_width (int): Beams per image for ``beam`` (>= 1).
+        constrained (bool): Coordinate positions may only emit coordinate tokens (or EOS at an object's first
+            position), class positions only class tokens (real or FAKE).
+        stop_at_eos (bool): Stop once every sequence of the batch has ended (checked once per object, the only
+            host synchronisation in the loop); otherwise decode all ``max_objects`` slots, as the paper does.
+        use_cache (bool): Incremental decoding with the key/value cache; ``False`` re-runs the full decoder on the
+            whole prefix at every step (the slow path of other implementations, kept for comparison).
+        cuda_graph (bool): With the cache on a CUDA device, record the decoder step once as a CUDA graph and replay
+            it at every position (:class:`StaticStep`); ignored on the CPU.
+        compile (bool): With the cache, ``torch.compile`` the decoder step (static shapes, one graph; on CUDA before
+            it is recorded as a CUDA graph).  The first decode of each batch size compiles, which takes tens of
+            seconds.
+        renormalize_scores (bool): Class probabilities renormalised over the real classes instead of the official
+            whole-vocabulary softmax.
+    """
+    strategy: str = 'nucleus'
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.4
+    beam_width: int = 1
+    constrained: bool = False
+    stop_at_eos: bool = False
+    use_cache: bool = True
+    cuda_graph: bool = True
+    compile: bool = False
+    renormalize_scores: bool = False
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f'test_cfg.strategy must be one of {STRATEGIES}, got {self.strategy!r}')
+        if not self.temperature > 0:
+            raise ValueError(f'test_cfg.temperature must be > 0, got {self.temperature}')
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f'test_cfg.top_p must be in (0, 1], got {self.top_p}')
+        if self.top_k < 0:
+            raise ValueError(f'test_cfg.top_k must be >= 0, got {self.top_k}')
+        if self.strategy == 'top_k' and self.top_k < 1:
+            raise ValueError('test_cfg.strategy="top_k" needs test_cfg.top_k >= 1')
+        if self.beam_width < 1:
+            raise ValueError(f'test_cfg.beam_width must be >= 1, got {self.beam_width}')
+
+
+class DecodingCache:
+    """Preallocated per-layer buffers for incremental decoding.
+
+    Before each decoder step :meth:`seek` places the step's tokens; each layer then calls :meth:`extend` to write
+    their self-attention keys/values into its buffers and read back what its queries attend to.  The position is
+    either a Python ``int`` (attention reads the filled prefix, no more) or, for *static shapes*, a (1,) int64 tensor
+    on the buffers' device: every step then has the same shapes and touches the same buffers (attention reads the
+    whole buffer under a causal mask; buffers start zeroed so that unwritten entries are finite), which is what a CUDA
+    graph and a compiled step need (:class:`StaticStep`).
+
+    Args:
+        memory_key_value (list[tuple]): Per decoder layer, cross-attention keys and values of the encoder memory,
+            each (N, H, S, Dh), projected once before the first step.
+        memory_attn_mask (Tensor, optional): bool (N, 1, 1, S), True for valid memory positions.
+        num_layers (int), num_heads (int), head_dims (int), max_len (int): Self-attention buffer geometry; each
+            buffer is (N, H, max_len, Dh) of the memory's dtype and device.
+    """
+
+    def __init__(self, memory_key_value: List[Tuple[Tensor, Tensor]], memory_attn_mask: Optional[Tensor],
+                 num_layers: int, num_heads: int, head_dims: int, max_len: int) -> None:
+        self.memory_key_value = memory_key_value
+        self.memory_attn_mask = memory_attn_mask
+        reference = memory_key_value[0][0]
+        shape = (reference.shape[0], num_heads, max_len, head_dims)
+        self.self_key_value = [(reference.new_zeros(shape), reference.new_zeros(shape)) for _ in range(num_layers)]
+        self.key_positions = torch.arange(max_len, device=reference.device)
+        self.positions = self.key_positions[:1]
+        self.window = 1
+        self.attn_mask: Optional[Tensor] = None
+
+    def seek(self, position: Union[int, Tensor], num_tokens: int) -> None:
+        """Place the next step's ``num_tokens`` tokens at ``position``, ``position + 1``, ... (an ``int``, or a (1,)
+        int64 device tensor for static shapes); sets ``positions`` (T,), the attended ``window`` and the causal
+        ``attn_mask`` (T, window), True where a query may attend (None for one token in the dynamic case)."""
+        if isinstance(position, Tensor):
+            self.positions = position + self.key_positions[:num_tokens]
+            self.window = self.key_positions.shape[0]
+        else:
+            self.positions = self.key_positions[position:position + num_tokens]
+            self.window = position + num_tokens
+        static_or_chunk = isinstance(position, Tensor) or num_tokens > 1
+        self.attn_mask = self.key_positions[:self.window] <= self.positions[:, None] if static_or_chunk else None
+
+    def extend(self, layer_index: int, key: Tensor, value: Tensor) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """Write a layer's (N, H, T, Dh) keys/values at ``positions``; return the (N, H, window, Dh) keys/values its
+        queries attend to and the (T, window) mask."""
+        key_buffer, value_buffer = self.self_key_value[layer_index]
+        key_buffer.index_copy_(2, self.positions, key)
+        value_buffer.index_copy_(2, self.positions, value)
+        return key_buffer[:, :, :self.window], value_buffer[:, :, :self.window], self.attn_mask
+
+    def reorder(self, rows: Tensor) -> None:
+        """Keep the self-attention history of ``rows`` (N,) (beam search), in place (the buffers stay the same
+        tensors); the memory is shared by an image's beams, so it needs no reordering."""
+        for key, value in self.self_key_value:
+            key.copy_(key.index_select(0, rows))
+            value.copy_(value.index_select(0, rows))
+
+
+class StaticStep:
+    """A decoding step driven with static shapes, optionally recorded once as a CUDA graph and replayed.
+
+    ``static_step(tokens (N, 1), position (1,) int64) -> logits (N, V)`` must use the same shapes and buffers at every
+    position (a :class:`DecodingCache` driven with a tensor position).  Each call copies the tokens and the position
+    into the same two device tensors, so a ``torch.compile``-d step sees identical inputs and never recompiles.
+
+    Small-batch decoding on a GPU is bound by launching the decoder's few hundred small kernels per token, not by
+    the GPU's arithmetic; with ``cuda_graph`` the step is recorded once and a replay launches them all at once.
+    Recording runs the step twice on a side stream first (CUDA's lazy initialisations, and compilation), which writes
+    position 0 of the cache; the first real step overwrites it.  The returned logits are then the graph's output
+    buffer, overwritten by the next call.
+    """
+
+    def __init__(self, static_step: Callable[[Tensor, Tensor], Tensor], num_rows: int, device: torch.device,
+                 cuda_graph: bool) -> None:
+        self.static_step = static_step
+        self.tokens = torch.zeros((num_rows, 1), dtype=torch.long, device=device)
+        self.position = torch.zeros(1, dtype=torch.long, device=device)
+        self.graph = None
+        if cuda_graph:
+            side_stream = torch.cuda.Stream(device)
+            side_stream.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side_stream):
+                for _ in range(2):
+                    static_step(self.tokens, self.position)
+            torch.cuda.current_stream(device).wait_stream(side_stream)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.logits = static_step(self.tokens, self.position)
+
+    def __call__(self, tokens: Tensor, position: int) -> Tensor:
+        self.tokens.copy_(tokens)
+        self.position.fill_(position)
+        if self.graph is None:
+            return self.static_step(self.tokens, self.position)
+        self.graph.replay()
+        return self.logits
+
+
+def position_constraint(tokenizer: Pix2SeqTokenizer, device: torch.device) -> Tensor:
+    """Additive logit masks for constrained decoding: (5, V) float, 0 where :meth:`Pix2SeqTokenizer.allowed_tokens`
+    allows a token and -inf elsewhere; row ``i`` applies to positions ``p`` with ``p % 5 == i``."""
+    allowed = tokenizer.allowed_tokens(device)
+    return torch.zeros(allowed.shape, device=device).masked_fill_(~allowed, float('-inf'))
+
+
+def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
+    """Set to -inf every logit outside the top-k and outside the nucleus of mass ``top_p``.
+
+    The nucleus is the official one (``top_logits`` in the official ``utils.py``): the most likely tokens whose
+    cumulative probability, renormalised over the top-k when ``top_k`` > 0, is at most ``top_p``.  Both filters share
+    one descending sort.  The most likely token always survives.
+
+    Args:
+        logits (Tensor): (N, V).
+
+    Returns:
+        Tensor: (N, V) filtered logits.
+    """
+    if top_k <= 0 and top_p >= 1.0:
+        return logits
+    sorted_logits, sorted_index = logits.sort(dim=-1, descending=True)
+    remove = torch.zeros_like(sorted_logits, dtype=torch.bool)
+    if top_k > 0:
+        remove[:, top_k:] = True
+    if top_p < 1.0:
+        probs = sorted_logits.masked_fill(remove, float('-inf')).softmax(-1)
+        remove |= probs.cumsum(-1) > top_p
+    remove[:, 0] = False
+    return logits.masked_fill(remove.scatter(1, sorted_index, remove), float('-inf'))
+
+
+def select_next_token(logits: Tensor, cfg: DecodingConfig, generator: Optional[torch.Generator] = None) -> Tensor:
+    """(N, V) logits -> (N,) next tokens for the greedy and sampling strategies."""
+    if cfg.strategy == 'greedy':
+        return logits.argmax(-1)
+    top_p = cfg.top_p if cfg.strategy == 'nucleus' else 1.0
+    probs = filter_logits(logits / cfg.temperature, cfg.top_k, top_p).softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def class_probabilities(logits: Tensor, tokenizer: Pix2SeqTokenizer, renormalize: bool = False) -> Tensor:
+    """(N, V) logits at class positions -> (N, C) probabilities of the real classes: their share of the softmax over
+    the whole vocabulary, or, when ``renormalize``, the softmax over the real-class tokens alone."""
+    real = tokenizer.real_classes
+    return logits[:, real].softmax(-1) if renormalize else logits.softmax(-1)[:, real]
+
+
+def _beam_step(logits: Tensor, beam_scores: Tensor, finished: Tensor, row_base: Tensor,
+               pad_token: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """Extend every beam by one token and keep the ``W`` best of the ``W * V`` candidates of each image.
+
+    Args:
+        logits (Tensor): (B * W, V) next-token logits, beams of an image in consecutive rows.
+        beam_scores (Tensor): (B, W) summed log-probabilities so far.
+        finished (Tensor): (B * W,) bool, beams that produced EOS; they can only continue with PAD, at no cost.
+        row_base (Tensor): (B, 1) first row of each image.
+        pad_token (int): The PAD id.
+
+    Returns:
+        tuple: new ``beam_scores`` (B, W), the parent ``rows`` (B * W,) and the ``next_tokens`` (B * W,).
+    """
+    batch_size, beam_width = beam_scores.shape
+    log_probs = logits.log_softmax(-1)
+    ended_row = torch.full_like(log_probs[0], float('-inf'))
+    ended_row[pad_token] = 0
+    log_probs = torch.where(finished[:, None], ended_row, log_probs)
+    candidates = (beam_scores[..., None] + log_probs.view(batch_size, beam_width, -1)).flatten(1)
+    beam_scores, flat_index = candidates.topk(beam_width, dim=-1)
+    vocab_size = log_probs.shape[-1]
+    return beam_scores, (row_base + flat_index // vocab_size).flatten(), (flat_index % vocab_size).flatten()
+
+
+def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokenizer: Pix2SeqTokenizer,
+                     cfg: DecodingConfig, reorder: Optional[Callable[[Tensor], None]] = None,
+                     generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+    """Decode ``max_objects`` object slots for every image.
+
+    Args:
+        step (callable): ``step(tokens (N, 1), position) -> (N, V) logits``, N = ``batch_size * beam_width``
+            (beams of one image are consecutive rows).
+        batch_size (int): Images ``B``.
+        device (torch.device): Where to allocate the outputs.
+        tokenizer (Pix2SeqTokenizer): The vocabulary.
+        cfg (DecodingConfig): Strategy and options.
+        reorder (callable, optional): ``reorder(rows (N,))`` permutes the decoder state; needed by beam search.
+        generator (torch.Generator, optional): Randomness of the sampling strategies.
+
+    Returns:
+        tuple: ``tokens`` (B, 5 * max_objects) int64 and ``class_probs`` (B, max_objects, C) float32.
+    """
+    seq_len = TOKENS_PER_OBJECT * tokenizer.max_objects
+    use_beams = cfg.strategy == 'beam'
+    beam_width = cfg.beam_width if use_beams else 1
+    num_rows = batch_size * beam_width
+    tokens = torch.full((num_rows, seq_len), tokenizer.PAD, dtype=torch.long, device=device)
+    class_probs = torch.zeros(num_rows, tokenizer.max_objects, tokenizer.num_classes, device=device)
+    finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
+    constraint = position_constraint(tokenizer, device) if cfg.constrained else None
+    if use_beams:
+        lengths = torch.full((num_rows, ), seq_len, dtype=torch.long, device=device)  # up to and including EOS
+        beam_scores = torch.zeros(batch_size, beam_width, device=device)
+        beam_scores[:, 1:] = float('-inf')  # all beams start identical: expand the first one only
+        row_base = torch.arange(batch_size, device=device)[:, None] * beam_width
+    current = torch.full((num_rows, 1), tokenizer.BOS, dtype=torch.long, device=device)
+
+    for position in range(seq_len):
+        logits = step(current, position).float()
+        if constraint is not None:
+            logits = logits + constraint[position % TOKENS_PER_OBJECT]
+        slot = position // TOKENS_PER_OBJECT
+        is_class_position = tokenizer.is_class_position(position)
+        if not use_beams:
+            next_tokens = select_next_token(logits, cfg, generator)
+            if is_class_position:
+                class_probs[:, slot] = class_probabilities(logits, tokenizer, cfg.renormalize_scores)
+        else:
+            beam_scores, rows, next_tokens = _beam_step(logits, beam_scores, finished, row_base, tokenizer.PAD)
+            tokens, finished, lengths, class_probs = tokens[rows], finished[rows], lengths[rows], class_probs[rows]
+            if is_class_position:
+                class_probs[:, slot] = class_probabilities(logits, tokenizer, cfg.renormalize_scores)[rows]
+            reorder(rows)
+        next_tokens = torch.where(finished, tokenizer.PAD, next_tokens)
+        newly_ended = ~finished & (next_tokens == tokenizer.EOS)
+        if use_beams:
+            lengths = torch.where(newly_ended, position + 1, lengths)
+        finished = finished | newly_ended
+        tokens[:, position] = next_tokens
+        current = next_tokens[:, None]
+        if cfg.stop_at_eos and is_class_position and bool(finished.all()):
+            break
+
+    if use_beams:
+        mean_log_prob = beam_scores / lengths.view(batch_size, beam_width)
+        best = row_base.squeeze(1) + mean_log_prob.argmax(-1)
+        tokens, class_probs = tokens[best], class_probs[best]
+    return tokens, class_probs

@@ -1,0 +1,143 @@
+"""The Pix2Seq detector: backbone -> projection neck -> Transformer encoder -> sequence head."""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.detectors.base import BaseDetector
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from torch import Tensor
+
+from ..engine.loss_guard import guarded_log_vars
+from .positional_encoding import Pix2SeqSinCosPositionalEncoding
+from .transformer import MemoryProjection, Pix2SeqEncoder
+
+
+@MODELS.register_module()
+class Pix2Seq(BaseDetector):
+    """Pix2Seq: "A Language Modeling Framework for Object Detection" (Chen et al., ICLR 2022).
+
+    Data flow (B images, feature map h x w, S = h * w, C encoder width, D decoder width)::
+
+        batch_inputs (B, 3, H, W) -> backbone -> neck -> feature (B, C, h, w)
+        feature + 2-D positions -> flatten -> encoder (B, S, C) -> memory_proj (+ positions) -> memory (B, S, D),
+        memory_mask (B, S) or None
+        memory -> head.loss (teacher forcing on sequences built from gt_instances) | head.predict (autoregressive
+        decoding) -> DetDataSample
+
+    Args:
+        backbone (dict): Backbone config (e.g. mmdet ``ResNet``).
+        neck (dict): Projection to the encoder width (e.g. ``ChannelMapper`` with a 1x1 conv); its last output is
+            used.
+        encoder (dict): :class:`Pix2SeqEncoder` arguments.
+        positional_encoding (dict): 2-D positional encoding over the feature map (mmdet's
+            ``SinePositionalEncoding`` or ``LearnedPositionalEncoding``, or the official layout
+            :class:`~.positional_encoding.Pix2SeqSinCosPositionalEncoding`); its output width must equal the
+            encoder width.
+        head (dict): :class:`Pix2SeqHead` config.
+        memory_proj (dict): :class:`MemoryProjection` arguments between encoder and decoder; ``mode`` ``'mlp'``
+            (default, the official detection setting) or ``'linear_p'`` add the feature map's positions, which
+            then need the decoder width; ``'linear'`` does not.  The ``mlp`` block's ``ffn_dims``, ``dropout`` and
+            ``drop_path`` and ``norm_eps`` default to the head's.
+        memory_positional_encoding (dict, optional): The positions ``memory_proj`` adds, of the decoder width, as
+            the official code computes a second code for the decoder side.  Default: the encoder's positions, which
+            needs equal widths; with ``Pix2SeqSinCosPositionalEncoding`` and different widths, that encoding at the
+            decoder width.
+        mask_padding (bool): Keep the encoder and the decoder's cross-attention off the padding around each image
+            (DETR's way). False (default): attend to the whole padded frame, as the official code does.
+        train_cfg (dict, optional): The head's sequence augmentation options.
+        test_cfg (dict, optional): The head's decoding options.
+        data_preprocessor (dict, optional): :class:`~.data_preprocessor.Pix2SeqDataPreprocessor`, which pads every
+            batch to the fixed frame the coordinates are normalised to.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self, backbone: ConfigType, neck: ConfigType, encoder: ConfigType, positional_encoding: ConfigType,
+                 head: ConfigType, memory_proj: OptConfigType = None, mask_padding: bool = False,
+                 memory_positional_encoding: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None, data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.mask_padding = mask_padding
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck)
+        self.encoder = Pix2SeqEncoder(**encoder)
+        self.positional_encoding = MODELS.build(positional_encoding)
+        self.head = MODELS.build(dict(head, train_cfg=train_cfg, test_cfg=test_cfg))
+        memory_proj = dict(memory_proj or {})
+        for key in ('ffn_dims', 'dropout', 'drop_path', 'norm_eps'):
+            memory_proj.setdefault(key, getattr(self.head, key))
+        self.memory_proj = MemoryProjection(self.encoder.embed_dims, self.head.embed_dims, **memory_proj)
+        widths_differ = self.encoder.embed_dims != self.head.embed_dims
+        if (memory_positional_encoding is None and self.memory_proj.uses_positions and widths_differ
+                and positional_encoding.get('type') in ('Pix2SeqSinCosPositionalEncoding',
+                                                        Pix2SeqSinCosPositionalEncoding)):
+            memory_positional_encoding = dict(positional_encoding, embed_dims=self.head.embed_dims)
+        self.memory_positional_encoding = (None if memory_positional_encoding is None else
+                                           MODELS.build(memory_positional_encoding))
+        if self.memory_proj.uses_positions and widths_differ and self.memory_positional_encoding is None:
+            raise ValueError(f'memory_proj mode {self.memory_proj.mode!r} adds the encoder\'s positions to the '
+                             f'decoder memory, so the encoder width ({self.encoder.embed_dims}) must equal the '
+                             f'head\'s embed_dims ({self.head.embed_dims}); use mode \'linear\' or set '
+                             'memory_positional_encoding otherwise')
+
+    def extract_feat(self, batch_inputs: Tensor) -> Tensor:
+        """(B, 3, H, W) images -> (B, D, h, w) projected feature map (the neck's last level)."""
+        return self.neck(self.backbone(batch_inputs))[-1]
+
+    def forward_encoder(self, feature: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor]]:
+        """Encode the feature map and project it for the decoder.
+
+        Args:
+            feature (Tensor): (B, C, h, w).
+            batch_data_samples (list[DetDataSample]): For ``img_shape`` and ``batch_input_shape``.
+
+        Returns:
+            tuple: ``memory`` (B, h * w, D) and ``memory_mask`` (B, h * w) bool, True at positions that only
+            cover padding (None unless ``mask_padding`` and some image of the batch is padded).
+        """
+        batch_size, _, feat_h, feat_w = feature.shape
+        batch_h, batch_w = batch_data_samples[0].metainfo['batch_input_shape']
+        padded = torch.zeros(batch_size, batch_h, batch_w, device=feature.device)
+        if self.mask_padding:
+            padded.fill_(1)
+            for index, sample in enumerate(batch_data_samples):
+                img_h, img_w = sample.metainfo['img_shape'][:2]
+                padded[index, :img_h, :img_w] = 0
+        mask = F.interpolate(padded[:, None], size=(feat_h, feat_w)).to(torch.bool).squeeze(1)
+        positions = self.positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
+        tokens = feature.flatten(2).transpose(1, 2) + positions
+        memory_mask = mask.flatten(1) if bool(mask.any()) else None
+        memory_positions = positions
+        if self.memory_positional_encoding is not None:
+            memory_positions = self.memory_positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
+        return self.memory_proj(self.encoder(tokens, memory_mask), memory_positions), memory_mask
+
+    def _encode(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor]]:
+        return self.forward_encoder(self.extract_feat(batch_inputs), batch_data_samples)
+
+    def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Teacher-forced loss on the sequences the head builds from the samples' ``gt_instances``."""
+        return self.head.loss(*self._encode(batch_inputs, batch_data_samples), batch_data_samples)
+
+    def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
+        """Decode detections; returns the data samples with ``pred_instances`` (bboxes, scores, labels)."""
+        results_list = self.head.predict(*self._encode(batch_inputs, batch_data_samples), batch_data_samples,
+                                         rescale=rescale)
+        return self.add_pred_to_datasample(batch_data_samples, results_list)
+
+    def _forward(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tensor:
+        """Teacher-forced logits (B, L, V) of training sequences built from the samples' ``gt_instances`` (mmdet's
+        ``tensor`` mode)."""
+        memory, memory_mask = self._encode(batch_inputs, batch_data_samples)
+        input_tokens, _, _ = self.head.sequence_augmentation(batch_data_samples)
+        return self.head(memory, memory_mask, input_tokens)
+
+    def parse_losses(self, losses: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """mmengine's loss parsing, with the log values averaged over the ranks and a non-finite loss stopping
+        training before the update (:func:`~pix2seq_mmdet.engine.loss_guard.guarded_log_vars`); mmengine's DDP wrapper
+        calls this method too."""
+        loss, log_vars = super().parse_losses(losses)
+        return loss, guarded_log_vars(log_vars)

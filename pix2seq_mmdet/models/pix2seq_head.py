@@ -1,0 +1,276 @@
+"""The Pix2Seq sequence head: a Transformer decoder over the token sequence, its loss and its prediction."""
+from functools import partial
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.structures.bbox import bbox_flip
+from mmdet.utils import reduce_mean
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from .decoding import DecodingCache, DecodingConfig, StaticStep, decode_sequences
+from .sequence_augmentation import SequenceAugmentation
+from .tokenizer import Pix2SeqTokenizer
+from .transformer import TransformerLayer
+
+
+@MODELS.register_module()
+class Pix2SeqHead(BaseModule):
+    """Autoregressive decoder that reads the encoder memory and writes ``[ymin, xmin, ymax, xmax, class]`` tokens.
+
+    Pre-norm Transformer decoder with learned token and position embeddings; the output layer is tied to the token
+    embedding and has its own bias.  Sizes are the paper's by default.
+
+    The head owns the vocabulary: its tokenizer builds the training sequences (``train_cfg``, the sequence
+    augmentation) and reads the decoded ones (``test_cfg``), so no other part of a config repeats it.
+
+    Args:
+        tokenizer (dict): ``Pix2SeqTokenizer`` arguments (``num_classes``, ``num_bins``, ``max_objects``), written
+            once per config.
+        embed_dims (int): Decoder width ``D``.
+        num_layers (int): Decoder layers.
+        num_heads (int): Attention heads.
+        ffn_dims (int): Feed-forward hidden width.
+        dropout (float): Dropout of the FFN hidden units.
+        drop_path (float): Stochastic depth rate of the residual branches.
+        attn_dropout (float): Dropout of the attention weights (the official detection configs: 0).
+        coord_target_sigma (float): Standard deviation, in bins, of a Gaussian soft target for coordinate tokens
+            (a convergence option, not in the paper): the loss of a coordinate token becomes the cross-entropy
+            against that Gaussian over the bins, so a prediction one bin off is nearly right, which teaches the
+            order of the bins from the start (the logged ``coord_ce`` then includes the target's own entropy).
+            0 (default): the paper's one-hot target.
+        norm_eps (float): Epsilon of every LayerNorm of the decoder, the final one included (official: 1e-6; the
+            default 1e-5 is torch's).
+        train_cfg (dict, optional): :class:`~.sequence_augmentation.SequenceAugmentation` options (object order,
+            noise, token weights, input corruption).
+        test_cfg (dict, optional): :class:`DecodingConfig` fields plus ``classes_per_box`` (default 1, the paper:
+            each decoded box is one detection of its most probable class; ``k`` > 1 makes it ``k`` detections, one
+            per class among its ``k`` most probable, each scored by that class's probability, as DETR-style
+            detectors rank query x class pairs; ``'all'``: one per class) and ``max_per_img`` (default: every
+            detection, ``max_objects * classes_per_box``).
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    def __init__(self, tokenizer: dict, embed_dims: int = 256, num_layers: int = 6,
+                 num_heads: int = 8, ffn_dims: int = 1024, dropout: float = 0.1, drop_path: float = 0.1,
+                 attn_dropout: float = 0.0, coord_target_sigma: float = 0.0, norm_eps: float = 1e-5,
+                 train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.tokenizer = Pix2SeqTokenizer(**tokenizer)
+        self.sequence_augmentation = SequenceAugmentation(self.tokenizer, **(train_cfg or {}))
+        test_cfg = dict(test_cfg or {})
+        self.classes_per_box = test_cfg.pop('classes_per_box', 1)
+        if self.classes_per_box == 'all':
+            self.classes_per_box = self.tokenizer.num_classes
+        if not (isinstance(self.classes_per_box, int) and 1 <= self.classes_per_box <= self.tokenizer.num_classes):
+            raise ValueError(f'test_cfg.classes_per_box must be \'all\' or in [1, num_classes='
+                             f'{self.tokenizer.num_classes}], got {self.classes_per_box!r}')
+        self.max_per_img = test_cfg.pop('max_per_img', None) or self.tokenizer.max_objects * self.classes_per_box
+        self.decoding_cfg = DecodingConfig(**test_cfg)
+        self.num_heads = num_heads
+        self.embed_dims = embed_dims
+        self.ffn_dims = ffn_dims
+        self.dropout = dropout
+        self.drop_path = drop_path
+        self.norm_eps = norm_eps
+        if coord_target_sigma < 0:
+            raise ValueError(f'Pix2SeqHead: coord_target_sigma must be >= 0 (bins), got {coord_target_sigma}')
+        self.coord_target_sigma = coord_target_sigma
+        self.token_embed = nn.Embedding(self.tokenizer.vocab_size, embed_dims)
+        self.pos_embed = nn.Embedding(self.tokenizer.seq_len, embed_dims)
+        self.layers = nn.ModuleList(
+            TransformerLayer(embed_dims, num_heads, ffn_dims, dropout, drop_path, attn_dropout, cross_attention=True,
+                             norm_eps=norm_eps)
+            for _ in range(num_layers))
+        self.norm = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.output_bias = nn.Parameter(torch.zeros(self.tokenizer.vocab_size))
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+        nn.init.trunc_normal_(self.token_embed.weight, std=0.02)
+        nn.init.trunc_normal_(self.pos_embed.weight, std=0.02)
+
+    # ------------------------------------------------------------------ decoder
+    def _project_memory(self, memory: Tensor, memory_mask: Optional[Tensor]):
+        """(B, S, D) memory, optional (B, S) padding mask -> per-layer cross-attention keys/values and mask."""
+        memory_key_value = [layer.cross_attn.project_key_value(memory) for layer in self.layers]
+        memory_attn_mask = None if memory_mask is None else ~memory_mask[:, None, None, :]
+        return memory_key_value, memory_attn_mask
+
+    def _embed(self, tokens: Tensor, positions: Optional[Tensor] = None) -> Tensor:
+        """(B, T) tokens at (T,) ``positions`` (default 0 .. T - 1) -> (B, T, D) token plus position embeddings."""
+        if positions is None:
+            positions = torch.arange(tokens.shape[1], device=tokens.device)
+        return self.token_embed(tokens) + self.pos_embed(positions)
+
+    def _logits(self, hidden: Tensor) -> Tensor:
+        """(B, T, D) decoder states -> (B, T, V) logits through the tied output layer."""
+        return F.linear(self.norm(hidden), self.token_embed.weight, self.output_bias)
+
+    def forward(self, memory: Tensor, memory_mask: Optional[Tensor], input_tokens: Tensor) -> Tensor:
+        """Teacher-forced decoding of whole sequences.
+
+        Args:
+            memory (Tensor): (B, S, D) encoder output projected to the decoder width.
+            memory_mask (Tensor, optional): (B, S) bool, True at padded positions.
+            input_tokens (Tensor): (B, T) int64, BOS first.
+
+        Returns:
+            Tensor: (B, T, V) logits of the next token at every position.
+        """
+        memory_key_value, memory_attn_mask = self._project_memory(memory, memory_mask)
+        hidden = self._embed(input_tokens)
+        for layer, layer_memory in zip(self.layers, memory_key_value):
+            hidden = layer(hidden, is_causal=True, memory_key_value=layer_memory, memory_attn_mask=memory_attn_mask)
+        return self._logits(hidden)
+
+    def init_cache(self, memory: Tensor, memory_mask: Optional[Tensor]) -> DecodingCache:
+        """Project the memory for every layer once and preallocate the self-attention buffers."""
+        memory_key_value, memory_attn_mask = self._project_memory(memory, memory_mask)
+        return DecodingCache(memory_key_value, memory_attn_mask, len(self.layers), self.num_heads,
+                             self.embed_dims // self.num_heads, self.tokenizer.seq_len)
+
+    def forward_step(self, tokens: Tensor, position: Union[int, Tensor], cache: DecodingCache) -> Tensor:
+        """Incremental decoding: (B, T) tokens at ``position .. position + T - 1`` -> (B, T, V) logits.
+
+        ``position`` is an ``int``, or a (1,) int64 tensor on the cache's device for static shapes (CUDA graphs;
+        see :meth:`DecodingCache.seek`).
+        """
+        cache.seek(position, tokens.shape[1])
+        hidden = self._embed(tokens, cache.positions)
+        for index, layer in enumerate(self.layers):
+            hidden = layer(hidden, memory_key_value=cache.memory_key_value[index],
+                           memory_attn_mask=cache.memory_attn_mask, extend_cache=partial(cache.extend, index))
+        return self._logits(hidden)
+
+    # --------------------------------------------------------------------- loss
+    def _token_cross_entropy(self, logits: Tensor, target_tokens: Tensor) -> Tensor:
+        """(B, L, V) logits and (B, L) targets -> (B, L) cross-entropy; coordinate targets are Gaussian over the
+        bins when ``coord_target_sigma`` > 0."""
+        log_probs = logits.float().log_softmax(-1)
+        token_ce = -log_probs.gather(-1, target_tokens[..., None]).squeeze(-1)
+        if self.coord_target_sigma == 0:
+            return token_ce
+        tokenizer = self.tokenizer
+        bins = torch.arange(tokenizer.num_bins, device=logits.device, dtype=log_probs.dtype)
+        target_bins = tokenizer.bins(target_tokens)[..., None].to(log_probs.dtype)
+        soft_target = (-0.5 * ((bins - target_bins) / self.coord_target_sigma)**2).softmax(-1)  # (B, L, bins)
+        soft_ce = -(soft_target * log_probs[..., tokenizer.coordinates]).sum(-1)
+        return torch.where(tokenizer.is_coord(target_tokens), soft_ce, token_ce)
+
+    def loss(self, memory: Tensor, memory_mask: Optional[Tensor], batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Weighted softmax cross-entropy over the vocabulary, normalised by the sum of the token weights, on the
+        sequences :attr:`sequence_augmentation` builds from the data samples' ``gt_instances``.
+
+        Returns ``loss`` (the optimised value) and, for the log only, the weighted cross-entropy of the coordinate,
+        class and EOS tokens (``coord_ce``, ``class_ce``, ``eos_ce``; not summed into the loss by mmengine since
+        their names do not contain "loss").
+        """
+        input_tokens, target_tokens, token_weights = self.sequence_augmentation(batch_data_samples)
+        token_ce = self._token_cross_entropy(self(memory, memory_mask, input_tokens), target_tokens) * token_weights
+        # normalised by the weight sum averaged over the ranks (mmdet's reduce_mean, as DETR's num_total_pos), so the
+        # DDP gradient equals a single process's on the global batch
+        losses = dict(loss=token_ce.sum() / reduce_mean(token_weights.sum()).clamp(min=1e-6))
+        parts = dict(coord_ce=self.tokenizer.is_coord(target_tokens), class_ce=self.tokenizer.is_class(target_tokens),
+                     eos_ce=target_tokens == self.tokenizer.EOS)
+        with torch.no_grad():
+            for name, mask in parts.items():
+                part_weights = token_weights * mask
+                losses[name] = token_ce.detach().mul(mask).sum() / part_weights.sum().clamp(min=1e-6)
+        return losses
+
+    # ---------------------------------------------------------------- predict
+    @torch.inference_mode()
+    def generate(self, memory: Tensor, memory_mask: Optional[Tensor],
+                 generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+        """Autoregressive decoding with ``test_cfg``, in inference mode (no autograd bookkeeping per step).
+
+        Args:
+            memory (Tensor): (B, S, D) encoder output projected to the decoder width.
+            memory_mask (Tensor, optional): (B, S) bool, True at padded positions.
+            generator (torch.Generator, optional): Randomness of the sampling strategies.
+
+        Returns:
+            tuple: ``tokens`` (B, 5 * max_objects) and ``class_probs`` (B, max_objects, C).
+        """
+        cfg = self.decoding_cfg
+        beam_width = cfg.beam_width if cfg.strategy == 'beam' else 1
+        if beam_width > 1:
+            memory = memory.repeat_interleave(beam_width, dim=0)
+            memory_mask = None if memory_mask is None else memory_mask.repeat_interleave(beam_width, dim=0)
+        if cfg.use_cache:
+            cache = self.init_cache(memory, memory_mask)
+
+            def step(tokens: Tensor, position: Union[int, Tensor]) -> Tensor:
+                return self.forward_step(tokens, position, cache)[:, -1]
+
+            cuda_graph = cfg.cuda_graph and memory.is_cuda
+            if cfg.compile or cuda_graph:
+                static_step = torch.compile(step, fullgraph=True, dynamic=False) if cfg.compile else step
+                step = StaticStep(static_step, memory.shape[0], memory.device, cuda_graph)
+            reorder = cache.reorder
+        else:
+            prefix = memory.new_empty((memory.shape[0], 0), dtype=torch.long)
+
+            def step(tokens: Tensor, position: int) -> Tensor:
+                nonlocal prefix
+                prefix = torch.cat([prefix, tokens], dim=1)
+                return self(memory, memory_mask, prefix)[:, -1]
+
+            def reorder(rows: Tensor) -> None:
+                nonlocal prefix
+                prefix = prefix[rows]
+
+        return decode_sequences(step, memory.shape[0] // beam_width, memory.device, self.tokenizer, cfg,
+                                reorder, generator)
+
+    def predict(self, memory: Tensor, memory_mask: Optional[Tensor], batch_data_samples: SampleList,
+                rescale: bool = True) -> List[InstanceData]:
+        """Decode and turn the sequences into detections.
+
+        Returns:
+            list[InstanceData]: Per image ``bboxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,), at most
+            ``max_per_img``, sorted by score; in the original image's pixels when ``rescale``.
+        """
+        tokens, class_probs = self.generate(memory, memory_mask)
+        return [self.tokens_to_instances(seq, probs, sample.metainfo, rescale)
+                for seq, probs, sample in zip(tokens, class_probs, batch_data_samples)]
+
+    def tokens_to_instances(self, tokens: Tensor, class_probs: Tensor, img_meta: dict,
+                            rescale: bool = True) -> InstanceData:
+        """One image's decoded tokens (5 K,) and class probabilities (K, C) -> detections.
+
+        Slots whose coordinates are not coordinate tokens, whose class token is not a class, that come after EOS or
+        whose box is empty (also once clipped to the image) are dropped.  Coordinates are normalised to the padded
+        input (``pad_shape``, the fixed frame of :class:`~.data_preprocessor.Pix2SeqDataPreprocessor`), as in
+        training; they are clipped to the image inside that frame (``img_shape``), so boxes wholly in the padding
+        are dropped, un-flipped when the pipeline flipped the image, and divided by ``scale_factor`` when
+        ``rescale``.
+        """
+        boxes_yxyx, _, valid = self.tokenizer.decode(tokens)
+        scores, labels = class_probs[valid].topk(self.classes_per_box, dim=-1)  # (K', k) each
+        boxes_yxyx = boxes_yxyx[valid].repeat_interleave(self.classes_per_box, dim=0)
+        scores, labels = scores.flatten(), labels.flatten()
+        img_h, img_w = img_meta['img_shape'][:2]
+        bboxes = self.tokenizer.denormalize_boxes(boxes_yxyx, img_meta.get('pad_shape', (img_h, img_w))[:2])
+        bboxes[:, 0::2].clamp_(0, img_w)
+        bboxes[:, 1::2].clamp_(0, img_h)
+        inside = (bboxes[:, 2] > bboxes[:, 0]) & (bboxes[:, 3] > bboxes[:, 1])  # boxes wholly in the padding: empty
+        bboxes, scores, labels = bboxes[inside], scores[inside], labels[inside]
+        if img_meta.get('flip', False):
+            bboxes = bbox_flip(bboxes, (img_h, img_w), img_meta['flip_direction'])
+        if rescale and 'scale_factor' in img_meta:
+            bboxes = bboxes / bboxes.new_tensor(img_meta['scale_factor']).repeat(2)
+        order = scores.argsort(descending=True)[:self.max_per_img]
+        results = InstanceData()
+        results.bboxes, results.scores, results.labels = bboxes[order], scores[order], labels[order]
+        return results

@@ -1,0 +1,47 @@
+"""Shared by the model tests: a small model from the synthetic config, random batches, decoding with options."""
+import copy
+
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import HorizontalBoxes
+from mmengine.structures import InstanceData
+
+from pix2seq_mmdet.models import DecodingConfig
+
+IMAGE_SIZE = 64
+
+
+def build_model(cfg, max_objects=6, **test_cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.head.tokenizer.max_objects = max_objects
+    model_cfg.test_cfg.update(test_cfg)
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    return model
+
+
+def make_batch(model, batch_size=2, seed=0):
+    """Random images and data samples with three ground-truth objects each, as the data preprocessor leaves them."""
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.rand(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
+    samples = []
+    for _ in range(batch_size):
+        sample = DetDataSample(metainfo=dict(img_shape=(IMAGE_SIZE, IMAGE_SIZE), pad_shape=(IMAGE_SIZE, IMAGE_SIZE),
+                                             batch_input_shape=(IMAGE_SIZE, IMAGE_SIZE), scale_factor=(0.5, 0.5),
+                                             ori_shape=(2 * IMAGE_SIZE, 2 * IMAGE_SIZE)))
+        corners = torch.rand(3, 2, 2, generator=generator).sort(dim=1).values * IMAGE_SIZE
+        boxes = torch.cat([corners[:, 0], corners[:, 1]], dim=1)
+        sample.gt_instances = InstanceData(bboxes=HorizontalBoxes(boxes), labels=torch.tensor([0, 1, 2]))
+        samples.append(sample)
+    return inputs, samples
+
+
+def decode(model, inputs, samples, seed=None, **test_cfg):
+    """``model.head.generate`` on the encoded batch with ``test_cfg`` changes."""
+    cfg = {**vars(model.head.decoding_cfg), **test_cfg}
+    model.head.decoding_cfg = DecodingConfig(**cfg)
+    memory, memory_mask = model._encode(inputs, samples)
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        return model.head.generate(memory, memory_mask, generator)
