@@ -176,6 +176,8 @@ def official_model_options(config: dict) -> Dict[str, object]:
         'model.encoder.num_heads': int(model['num_heads']),
         'model.encoder.ffn_dims': int(model['dim_mlp']),
         'model.positional_encoding.embed_dims': dim_att,
+        # the official code adds a second code, of the decoder width, before the memory MLP
+        'model.memory_positional_encoding': dict(type='Pix2SeqSinCosPositionalEncoding', embed_dims=dim_att_dec),
         # the official proj_mlp uses the ENCODER's mlp ratio at the decoder width
         'model.memory_proj.ffn_dims': dim_att_dec * (int(model['dim_mlp']) // dim_att),
         'model.head.embed_dims': dim_att_dec,
@@ -414,8 +416,8 @@ def convert_official_variables(variables: Dict[str, np.ndarray],
 def reinit_class_tokens(state: Dict[str, torch.Tensor], tokenizer, std: float = 0.02,
                         generator: Optional[torch.Generator] = None) -> List[int]:
     """Re-initialise, in place, every class-token row of a converted official-layout state_dict, for fine-tuning on
-    other classes: rows ``CLASS_OFFSET .. coord_offset - 1`` (tokens 100..999, every official class id, so no class
-    of the source dataset keeps its learned embedding or logit bias) of ``head.token_embed.weight`` are drawn from a
+    other classes: the rows of :attr:`~pix2seq_mmdet.models.Pix2SeqTokenizer.class_token_space` (tokens 100..999,
+    every official class id, so no class of the source dataset keeps its learned embedding or logit bias) of ``head.token_embed.weight`` are drawn from a
     normal of std ``std`` truncated at 2 std (the official embedding initialiser, ``TruncatedNormal(0.02)``) and the
     same entries of ``head.output_bias`` are set to 0 (the official bias initialiser).  Every other weight (the
     special, FAKE and coordinate tokens, the positions, the whole network) is kept.
@@ -425,13 +427,13 @@ def reinit_class_tokens(state: Dict[str, torch.Tensor], tokenizer, std: float = 
     """
     if tokenizer.layout != 'official':
         raise ValueError('reinit_class_tokens expects the official layout (converted official weights)')
-    rows = list(range(tokenizer.CLASS_OFFSET, tokenizer.coord_offset))
+    rows = tokenizer.class_token_space
     embedding = state['head.token_embed.weight']
-    fresh = torch.empty(len(rows), embedding.shape[1], dtype=embedding.dtype)
+    fresh = torch.empty_like(embedding[rows])
     torch.nn.init.trunc_normal_(fresh, std=std, a=-2 * std, b=2 * std, generator=generator)
-    embedding[rows[0]:rows[-1] + 1] = fresh
-    state['head.output_bias'][rows[0]:rows[-1] + 1] = 0
-    return rows
+    embedding[rows] = fresh
+    state['head.output_bias'][rows] = 0
+    return list(range(rows.start, rows.stop))
 
 
 # ------------------------------------------------------------------------------------------------ model building

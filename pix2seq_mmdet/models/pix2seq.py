@@ -10,7 +10,6 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
 from ..engine.loss_guard import guarded_log_vars
-from .positional_encoding import Pix2SeqSinCosPositionalEncoding
 from .transformer import MemoryProjection, Pix2SeqEncoder
 
 
@@ -42,8 +41,7 @@ class Pix2Seq(BaseDetector):
             ``drop_path`` and ``norm_eps`` default to the head's.
         memory_positional_encoding (dict, optional): The positions ``memory_proj`` adds, of the decoder width, as
             the official code computes a second code for the decoder side.  Default: the encoder's positions, which
-            needs equal widths; with ``Pix2SeqSinCosPositionalEncoding`` and different widths, that encoding at the
-            decoder width.
+            needs equal widths.
         mask_padding (bool): Keep the encoder and the decoder's cross-attention off the padding around each image
             (DETR's way). False (default): attend to the whole padded frame, as the official code does.
         train_cfg (dict, optional): The head's sequence augmentation options.
@@ -70,13 +68,9 @@ class Pix2Seq(BaseDetector):
         for key in ('ffn_dims', 'dropout', 'drop_path', 'norm_eps'):
             memory_proj.setdefault(key, getattr(self.head, key))
         self.memory_proj = MemoryProjection(self.encoder.embed_dims, self.head.embed_dims, **memory_proj)
-        widths_differ = self.encoder.embed_dims != self.head.embed_dims
-        if (memory_positional_encoding is None and self.memory_proj.uses_positions and widths_differ
-                and positional_encoding.get('type') in ('Pix2SeqSinCosPositionalEncoding',
-                                                        Pix2SeqSinCosPositionalEncoding)):
-            memory_positional_encoding = dict(positional_encoding, embed_dims=self.head.embed_dims)
         self.memory_positional_encoding = (None if memory_positional_encoding is None else
                                            MODELS.build(memory_positional_encoding))
+        widths_differ = self.encoder.embed_dims != self.head.embed_dims
         if self.memory_proj.uses_positions and widths_differ and self.memory_positional_encoding is None:
             raise ValueError(f'memory_proj mode {self.memory_proj.mode!r} adds the encoder\'s positions to the '
                              f'decoder memory, so the encoder width ({self.encoder.embed_dims}) must equal the '

@@ -172,6 +172,12 @@ class Pix2SeqTokenizer:
             return slice(first, first + self.num_classes)
         return self._class_token_table.clone()
 
+    @property
+    def class_token_space(self) -> slice:
+        """Every id the layout reserves for class tokens, used by the dataset's classes or not: ``CLASS_OFFSET ..
+        coord_offset - 1`` (official: 100..999, any class id; compact: the ``C`` classes)."""
+        return slice(self.CLASS_OFFSET, self.coord_offset)
+
     def is_coord(self, tokens: Tensor) -> Tensor:
         """Boolean mask of coordinate tokens, same shape as ``tokens`` (ids beyond the bins are not)."""
         return (tokens >= self.coord_offset) & (tokens < self.coord_offset + self.num_bins)

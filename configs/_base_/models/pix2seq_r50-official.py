@@ -12,6 +12,7 @@ model = dict(
     neck=dict(norm_eps=1e-6),
     encoder=dict(norm_eps=1e-6),
     positional_encoding=dict(_delete_=True, type='Pix2SeqSinCosPositionalEncoding', embed_dims=256),
+    memory_positional_encoding=dict(type='Pix2SeqSinCosPositionalEncoding', embed_dims=256),
     # proj_mlp of the official model: hidden width = decoder width x the ENCODER's mlp ratio (256 x 4)
     memory_proj=dict(mode='mlp', ffn_dims=1024),
     head=dict(
