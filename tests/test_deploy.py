@@ -1,0 +1,433 @@
+"""ONNX export and the ONNX Runtime backend (pix2seq_mmdet.deploy) on the tiny synthetic model, randomly initialised:
+the runtime's preprocessing, greedy tokens, logits and detections against PyTorch's, the cache kept in place through
+IO binding, the int8 decoder, COCO evaluation through mmdet's metric, the command-line tools, a torch-free import of
+the runtime, and clear errors on bad input."""
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip('onnx')
+pytest.importorskip('onnxruntime')
+
+from conftest import REPO_ROOT, SYNTHETIC_CONFIG  # noqa: E402
+from model_utils import build_model  # noqa: E402
+
+from pix2seq_mmdet.deploy import runtime as ort_runtime  # noqa: E402
+from pix2seq_mmdet.deploy.export import check_export, export_onnx, torch_decoder_logits  # noqa: E402
+from pix2seq_mmdet.models.decoding import DecodingConfig, filter_logits  # noqa: E402
+
+MAX_OBJECTS = 4
+# non-square images of other sizes than the 128-px frame: the runtime's keep-ratio resize against mmdet's Resize
+ODD_SHAPES = ((90, 200), (300, 170))
+
+
+@pytest.fixture(scope='module')
+def model(synthetic_cfg):
+    """The tiny synthetic model, randomly initialised; its decoder's weights and embeddings drawn with a larger
+    spread than the initialisation's (std 0.02), so that its greedy sequences vary with the position and the image
+    instead of repeating one token, and some slots of constrained decoding are boxes."""
+    torch.manual_seed(0)
+    model = build_model(synthetic_cfg, max_objects=MAX_OBJECTS).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for module in model.head.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.normal_(0, 0.2)
+        model.head.pos_embed.weight.normal_(0, 1.0)
+        model.head.token_embed.weight.normal_(0, 0.3)
+    return model
+
+
+@pytest.fixture(scope='module')
+def export_dir(model, synthetic_cfg, tmp_path_factory):
+    """A dynamic-batch export with the int8 decoder (checked against PyTorch by export_onnx)."""
+    out_dir = tmp_path_factory.mktemp('onnx')
+    meta = export_onnx(model, out_dir, dynamic_batch=True, int8=True, class_names=synthetic_cfg.classes,
+                       test_pipeline=synthetic_cfg.test_dataloader.dataset.pipeline)
+    return out_dir, meta
+
+
+@pytest.fixture(scope='module')
+def cli_export(model, synthetic_cfg, tmp_path_factory):
+    """tools/deployment/pytorch2onnx.py on a checkpoint of the same model: static batch 1, the decoder's
+    self-attention in standard ONNX operators."""
+    work = tmp_path_factory.mktemp('onnx_cli')
+    checkpoint = work / 'model.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(classes=synthetic_cfg.classes))),
+               checkpoint)
+    out_dir = work / 'export'
+    result = subprocess.run(
+        [sys.executable, 'tools/deployment/pytorch2onnx.py', str(SYNTHETIC_CONFIG), str(checkpoint), '--out-dir',
+         str(out_dir), '--attention', 'onnx', '--cfg-options', f'model.head.tokenizer.max_objects={MAX_OBJECTS}'],
+        cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return out_dir, result.stdout
+
+
+@pytest.fixture(scope='module')
+def images(synthetic_root):
+    """The synthetic val images as paths, plus two random BGR arrays of other shapes."""
+    paths = sorted(str(path) for path in (synthetic_root / 'val').glob('*.png'))
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for shape in ODD_SHAPES]
+    return paths + arrays
+
+
+def torch_batch(model, synthetic_cfg, images):
+    """What mmdet's test pipeline and the model's data preprocessor make of ``images``."""
+    from mmcv.transforms import Compose
+    from mmengine.dataset import pseudo_collate
+    resize = next(step for step in synthetic_cfg.test_dataloader.dataset.pipeline if step['type'] == 'Resize')
+    pipeline = Compose([dict(type='mmdet.LoadImageFromNDArray'), copy.deepcopy(resize),
+                        dict(type='mmdet.PackDetInputs')])
+    samples = [pipeline(dict(img=ort_runtime.load_image(image))) for image in images]
+    with torch.no_grad():
+        return model.data_preprocessor(pseudo_collate(samples), False)
+
+
+def constrained(model):
+    """A copy of the model decoding greedily with constrained decoding: a random model's sequences are then
+    well-formed (coordinates at box positions, classes at class positions), so it detects objects."""
+    model = copy.deepcopy(model)
+    model.head.decoding_cfg = DecodingConfig(**dict(vars(model.head.decoding_cfg), constrained=True))
+    return model
+
+
+@pytest.fixture(scope='module')
+def torch_results(model, synthetic_cfg, images):
+    """PyTorch's preprocessed batch, memory, greedy tokens and class probabilities (plain and constrained) and the
+    detections of constrained decoding."""
+    data = torch_batch(model, synthetic_cfg, images)
+    with torch.no_grad():
+        memory, memory_mask = model._encode(data['inputs'], data['data_samples'])
+        tokens, class_probs = model.head.generate(memory, memory_mask)
+        constrained_model = constrained(model)
+        constrained_tokens, constrained_probs = constrained_model.head.generate(memory, memory_mask)
+        detections = constrained_model.predict(data['inputs'], data['data_samples'])
+    return dict(inputs=data['inputs'], memory=memory, tokens=tokens, class_probs=class_probs,
+                constrained_tokens=constrained_tokens, constrained_probs=constrained_probs,
+                detections=[sample.pred_instances for sample in detections])
+
+
+def sorted_detections(bboxes, scores, labels):
+    order = np.lexsort((labels, -np.round(scores, 5)))
+    return bboxes[order], scores[order], labels[order]
+
+
+# ------------------------------------------------------------------------------------------------------ export
+def test_export_writes_graphs_and_json(model, export_dir):
+    out_dir, meta = export_dir
+    for key in ('encoder', 'decoder_step', 'decoder_step_int8'):
+        assert (out_dir / meta['graphs'][key]['file']).is_file()
+        assert meta['graphs'][key]['sha256'] == ort_runtime.sha256_file(out_dir / meta['graphs'][key]['file'])
+    assert json.loads((out_dir / 'pix2seq.json').read_text())['export_id'] == meta['export_id']
+    tokenizer = model.head.tokenizer
+    vocab = meta['vocabulary']
+    assert (vocab['pad'], vocab['eos'], vocab['bos'], vocab['fake']) == (tokenizer.PAD, tokenizer.EOS, tokenizer.BOS,
+                                                                         tokenizer.FAKE)
+    assert vocab['class_token_ids'] == torch.arange(tokenizer.vocab_size)[tokenizer.real_classes].tolist()
+    assert (vocab['coord_offset'], vocab['num_bins']) == (tokenizer.coord_offset, tokenizer.num_bins)
+    assert vocab['max_objects'] == MAX_OBJECTS
+    allowed = ort_runtime.Vocabulary(vocab).constraint == 0
+    assert (allowed == tokenizer.allowed_tokens().numpy()).all()
+    assert meta['preprocess']['pad_size'] == [128, 128] and meta['preprocess']['bgr_to_rgb']
+    assert meta['geometry'] == dict(num_layers=2, num_heads=4, head_dims=32, embed_dims=128,
+                                    cache_len=tokenizer.seq_len, memory_len=64)
+    assert meta['check']['fp32_logits_max_abs_diff'] < 1e-4
+    assert np.isfinite(meta['check']['int8_logits_max_abs_diff'])  # information only: int8 is close, not equal
+
+
+def test_check_runs_the_graphs_against_pytorch(model, export_dir):
+    result = check_export(model, export_dir[0], steps=3, seed=1)
+    assert result['encoder_max_abs_diff'] < 1e-4 and result['fp32_logits_max_abs_diff'] < 1e-4
+
+
+def test_export_refuses_what_the_runtime_cannot_reproduce(model, tmp_path):
+    from pix2seq_mmdet.deploy.export import preprocess_spec
+    with pytest.raises(ValueError, match='does not fit in the frame'):
+        preprocess_spec(model, [dict(type='Resize', scale=(256, 256), keep_ratio=True)])
+    assert preprocess_spec(model, [dict(type='Resize', scale=(128, 100), keep_ratio=False)])['resize'] == dict(
+        scale=[128, 100], keep_ratio=False, interpolation='bilinear')
+    masked = copy.deepcopy(model)
+    masked.mask_padding = True
+    with pytest.raises(NotImplementedError, match='mask_padding'):
+        export_onnx(masked, tmp_path)
+
+
+@pytest.mark.parametrize('attention', ['gqa', 'onnx'])
+def test_export_leaves_the_model_in_eval_mode(model, tmp_path, attention):
+    """The exporter restores its wrapper's training mode onto the model: the wrapper is built in eval mode."""
+    from pix2seq_mmdet.deploy.export import export_decoder_step
+    export_decoder_step(model.head, tmp_path / 'step.onnx', 1, 64, attention=attention)
+    assert not any(module.training for module in model.head.modules())
+
+
+# ------------------------------------------------------------------------------------------------------ parity
+def test_preprocessing_matches_mmdet(export_dir, torch_results, images):
+    detector = ort_runtime.Pix2SeqRuntime(export_dir[0])
+    batch, metas = detector.preprocess(images)
+    np.testing.assert_allclose(batch, torch_results['inputs'].numpy(), rtol=0, atol=1e-5)
+    for meta, shape in zip(metas[-len(ODD_SHAPES):], ODD_SHAPES):
+        assert meta.ori_shape == shape and max(meta.img_shape) == 128
+
+
+def test_greedy_tokens_logits_and_detections_match_pytorch(model, export_dir, torch_results, images):
+    detector = ort_runtime.Pix2SeqRuntime(export_dir[0])
+    batch, metas = detector.preprocess(images)
+    encoded = detector.encode(batch)
+    np.testing.assert_allclose(encoded.memory, torch_results['memory'].numpy(), atol=1e-4)
+    tokens, class_probs = detector.decode(encoded, strategy='greedy')
+    assert (tokens == torch_results['tokens'].numpy()).all()  # every image, every token
+    np.testing.assert_allclose(class_probs, torch_results['class_probs'].numpy(), atol=1e-5)
+    # the logits along the decoded sequences, step by step through the bound cache
+    inputs = np.concatenate([np.full((len(images), 1), detector.vocab.bos), tokens[:, :-1]], axis=1)
+    reference = torch_decoder_logits(model.head, torch_results['memory'], torch.from_numpy(inputs)).numpy()
+    detector.decoder.start(encoded)
+    logits = np.stack([detector.decoder.step(inputs[:, t], t).copy() for t in range(inputs.shape[1])], axis=1)
+    assert np.abs(logits - reference).max() < 1e-4
+    tokens, class_probs = detector.decode(encoded, strategy='greedy', constrained=True)
+    assert (tokens == torch_results['constrained_tokens'].numpy()).all()
+    np.testing.assert_allclose(class_probs, torch_results['constrained_probs'].numpy(), atol=1e-5)
+    counts = []
+    for seq, probs, meta, expected in zip(tokens, class_probs, metas, torch_results['detections']):
+        got = detector.postprocess(seq, probs, meta)
+        counts.append(len(got))
+        assert len(got) == len(expected.scores)
+        got = sorted_detections(got.bboxes, got.scores, got.labels)
+        want = sorted_detections(expected.bboxes.numpy(), expected.scores.numpy(), expected.labels.numpy())
+        np.testing.assert_allclose(got[0], want[0], atol=1e-3)
+        np.testing.assert_allclose(got[1], want[1], atol=1e-5)
+        assert (got[2] == want[2]).all()
+    assert sum(counts) > 0
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_postprocessing_matches_tokens_to_instances(model, export_dir, seed):
+    """Random sequences (well-formed slots, malformed ones, EOS, boxes partly or wholly in the padding) through the
+    runtime's post-processing and the head's ``tokens_to_instances``."""
+    detector = ort_runtime.Pix2SeqRuntime(export_dir[0])
+    tokenizer = model.head.tokenizer
+    generator = torch.Generator().manual_seed(seed)
+    num_slots = 3 * MAX_OBJECTS
+    slots = torch.randint(tokenizer.coord_offset, tokenizer.vocab_size, (num_slots, 5), generator=generator)
+    ordered = slots[::2, :4].view(-1, 2, 2).sort(dim=1).values  # every other box well-ordered (y1 < y2, x1 < x2)
+    slots[::2, :4] = ordered.flatten(1)
+    slots[:, 4] = torch.randint(tokenizer.FAKE, tokenizer.coord_offset, (num_slots, ), generator=generator)
+    slots[2 * seed + 1, seed % 5] = [tokenizer.EOS, tokenizer.PAD, tokenizer.BOS, 0][seed]
+    tokens = slots.flatten()
+    class_probs = torch.rand(num_slots, tokenizer.num_classes, generator=generator)
+    img_shape, scale_factor = (100, 80 + 10 * seed), (0.5 + 0.1 * seed, 0.4)
+    expected = model.head.tokens_to_instances(tokens, class_probs, dict(img_shape=img_shape, pad_shape=(128, 128),
+                                                                        scale_factor=scale_factor))
+    meta = ort_runtime.ImageMeta(ori_shape=(0, 0), img_shape=img_shape, scale_factor=scale_factor)
+    got = detector.postprocess(tokens.numpy(), class_probs.numpy(), meta)
+    got = sorted_detections(got.bboxes, got.scores, got.labels)
+    want = sorted_detections(expected.bboxes.numpy(), expected.scores.numpy(), expected.labels.numpy())
+    assert len(got[1]) == len(want[1])
+    for got_part, want_part in zip(got, want):
+        np.testing.assert_allclose(got_part, want_part, atol=1e-4)
+
+
+def test_io_binding_updates_the_cache_in_place(export_dir, images, monkeypatch):
+    detector = ort_runtime.Pix2SeqRuntime(export_dir[0])
+
+    def no_plain_run(*args, **kwargs):
+        raise AssertionError('decoding must go through run_with_iobinding')
+
+    monkeypatch.setattr(detector.decoder.session, 'run', no_plain_run)
+    monkeypatch.setattr(detector.encoder_session, 'run', no_plain_run)
+    detector(images[:2], strategy='greedy')
+    buffers = detector.decoder.buffers
+    # the outputs are the bound buffers themselves: each layer's cache output its input, the logits a numpy array
+    output_pointers = {value.data_ptr() for value in detector.decoder.binding.get_outputs()}
+    assert output_pointers == {array.ctypes.data for array in buffers['cache'] + [buffers['logits']]}
+    for cache in buffers['cache']:  # and the graph wrote every decoded position into them
+        assert (np.abs(cache[:, :, :5 * MAX_OBJECTS]).sum(-1) > 0).all()
+
+
+def test_decoding_with_a_static_batch_export(model, cli_export, export_dir, images):
+    out_dir, stdout = cli_export
+    assert sorted(path.name for path in out_dir.iterdir()) == ['decoder_step.onnx', 'encoder.onnx', 'pix2seq.json']
+    assert 'check against PyTorch' in stdout
+    static = ort_runtime.Pix2SeqRuntime(out_dir)
+    assert static.static_batch == 1 and static.class_names == ['circle', 'square', 'triangle', 'star']
+    assert static.meta['decoder_attention'] == 'onnx' and export_dir[1]['decoder_attention'] == 'gqa'
+    dynamic = ort_runtime.Pix2SeqRuntime(export_dir[0])
+    for image in (images[0], images[-1]):
+        got, want = static(image, strategy='greedy')[0], dynamic(image, strategy='greedy')[0]
+        np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
+        np.testing.assert_allclose(got.bboxes, want.bboxes, atol=1e-3)
+    with pytest.raises(ValueError, match='batch size of 1'):
+        static(images[:2])
+
+
+# ---------------------------------------------------------------------------------------------------- sampling
+@pytest.mark.parametrize('top_k, top_p', [(0, 0.4), (0, 0.9), (5, 1.0), (5, 0.4), (0, 1.0), (80, 0.95)])
+@pytest.mark.parametrize('spread', [3.0, 0.05])
+def test_nucleus_filter_matches_the_package(top_k, top_p, spread):
+    """The runtime's filter and its sampler's candidates (sorted among the top tokens only, redone over the whole
+    vocabulary when the nucleus reaches beyond them: the flat ``spread``) against ``decoding.filter_logits``."""
+    logits = torch.randn(6, 200, generator=torch.Generator().manual_seed(top_k)) * spread
+    filtered = filter_logits(logits, top_k, top_p)
+    expected = torch.isinf(filtered).numpy()
+    got = np.isinf(ort_runtime.filter_logits(logits.numpy(), top_k, top_p))
+    assert (got == expected).all()
+    ids, weights = ort_runtime.sampling_candidates(logits.numpy(), top_k, top_p)
+    sampled = np.zeros(logits.shape)
+    np.put_along_axis(sampled, ids, weights, axis=-1)
+    assert ((sampled == 0) == expected).all()
+    np.testing.assert_allclose(sampled / sampled.sum(-1, keepdims=True), filtered.softmax(-1).numpy(), atol=1e-6)
+
+
+def test_nucleus_decoding_is_seeded(export_dir, images):
+    detector = ort_runtime.Pix2SeqRuntime(export_dir[0])
+    encoded = detector.encode(detector.preprocess(images[:3])[0])
+    first = detector.decode(encoded, seed=3, strategy='nucleus', top_p=0.4)[0]
+    assert (first == detector.decode(encoded, seed=3, strategy='nucleus', top_p=0.4)[0]).all()
+    assert ((first >= 0) & (first < detector.vocab.vocab_size)).all()
+    with pytest.raises(ValueError, match='one of'):
+        detector.decode(encoded, strategy='beam')
+
+
+def test_int8_decoder(export_dir, images):
+    fp32 = ort_runtime.Pix2SeqRuntime(export_dir[0])
+    int8 = ort_runtime.Pix2SeqRuntime(export_dir[0], decoder='int8')
+    batch, _ = fp32.preprocess(images[:4])
+    encoded = fp32.encode(batch)
+    tokens = fp32.decode(encoded, strategy='greedy')[0]
+    int8.decoder.start(encoded)
+    fp32.decoder.start(encoded)
+    inputs = np.concatenate([np.full((4, 1), fp32.vocab.bos), tokens[:, :-1]], axis=1)
+    for t in range(inputs.shape[1]):
+        expected = fp32.decoder.step(inputs[:, t], t)
+        assert np.abs(int8.decoder.step(inputs[:, t], t) - expected).max() < 0.1 * np.abs(expected).max()
+    assert len(int8(images[0])) >= 0
+
+
+# ------------------------------------------------------------------------------------------------- evaluation
+def test_onnx_evaluation_equals_pytorch_evaluation(model, export_dir, synthetic_cfg, synthetic_root):
+    from mmengine.evaluator import Evaluator
+    from mmengine.runner import Runner
+
+    from pix2seq_mmdet.deploy.evaluation import evaluate_onnx
+    cfg = copy.deepcopy(synthetic_cfg)
+    cfg.test_dataloader.dataset.data_root = str(synthetic_root)
+    cfg.test_dataloader.batch_size = 4
+    cfg.test_evaluator.ann_file = str(synthetic_root / 'annotations' / 'instances_val.json')
+    got = evaluate_onnx(cfg, export_dir[0], strategy='greedy', constrained=True)
+    model = constrained(model)
+    evaluator = Evaluator(cfg.test_evaluator)
+    dataloader = Runner.build_dataloader(cfg.test_dataloader)
+    evaluator.dataset_meta = dataloader.dataset.metainfo
+    with torch.no_grad():
+        for data_batch in dataloader:
+            evaluator.process(data_samples=model.test_step(data_batch), data_batch=data_batch)
+    expected = evaluator.evaluate(len(dataloader.dataset))
+    assert got.keys() == expected.keys() and 'coco/bbox_mAP' in got
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+# ------------------------------------------------------------------------------------------- tools, no torch
+def test_runtime_and_demo_need_no_torch(export_dir, images, tmp_path):
+    code = (
+        'import sys, runpy\n'
+        f'sys.path.insert(0, {str(REPO_ROOT / "tools" / "deployment")!r})\n'
+        'import onnx_demo\n'
+        'runtime = onnx_demo.load_runtime()\n'
+        f'result = runtime.Pix2SeqRuntime({str(export_dir[0])!r})({images[0]!r})[0]\n'
+        'assert result.bboxes.shape == (len(result), 4)\n'
+        'heavy = [name for name in ("torch", "mmdet", "mmcv", "mmengine") if name in sys.modules]\n'
+        'assert not heavy, heavy\n'
+        'print("ok")\n')
+    result = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and 'ok' in result.stdout, result.stderr[-3000:]
+    out = tmp_path / 'demo.jpg'
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / 'deployment' / 'onnx_demo.py'), images[0],
+                             str(export_dir[0]), '--out', str(out), '--score-thr', '0'],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert cv2.imread(str(out)).shape == (128, 128, 3)
+
+
+# ---------------------------------------------------------------------------------------------------- bad input
+@pytest.fixture
+def export_copy(export_dir, tmp_path):
+    target = tmp_path / 'copy'
+    shutil.copytree(export_dir[0], target)
+    return target
+
+
+def test_missing_files(export_copy, tmp_path):
+    with pytest.raises(FileNotFoundError, match='pix2seq.json'):
+        ort_runtime.Pix2SeqRuntime(tmp_path / 'nowhere')
+    (export_copy / 'decoder_step.onnx').unlink()
+    with pytest.raises(FileNotFoundError, match='decoder_step.onnx'):
+        ort_runtime.Pix2SeqRuntime(export_copy)
+    (export_copy / 'decoder_step_int8.onnx').unlink()
+    with pytest.raises(FileNotFoundError, match='decoder_step_int8.onnx'):
+        ort_runtime.Pix2SeqRuntime(export_copy, decoder='int8')
+    meta = json.loads((export_copy / 'pix2seq.json').read_text())
+    del meta['graphs']['decoder_step_int8']
+    (export_copy / 'pix2seq.json').write_text(json.dumps(meta))
+    with pytest.raises(FileNotFoundError, match='--int8'):
+        ort_runtime.Pix2SeqRuntime(export_copy, decoder='int8')
+
+
+def test_mismatched_graph_file(export_copy):
+    shutil.copy(export_copy / 'decoder_step_int8.onnx', export_copy / 'decoder_step.onnx')
+    with pytest.raises(ort_runtime.ExportMismatchError, match='decoder_step.onnx does not match'):
+        ort_runtime.Pix2SeqRuntime(export_copy)
+    # without the hash check the graph's inputs/outputs still are checked; here they agree, so it loads
+    ort_runtime.Pix2SeqRuntime(export_copy, verify=False)
+
+
+def test_json_from_another_export(export_copy, cli_export):
+    shutil.copy(cli_export[0] / 'pix2seq.json', export_copy / 'pix2seq.json')
+    with pytest.raises(ort_runtime.ExportMismatchError, match='different exports'):
+        ort_runtime.Pix2SeqRuntime(export_copy)
+    with pytest.raises(ort_runtime.ExportMismatchError, match='belongs to export'):
+        ort_runtime.Pix2SeqRuntime(export_copy, verify=False)  # the export id stamped into the graphs
+
+
+def test_json_of_another_format(export_copy):
+    meta = json.loads((export_copy / 'pix2seq.json').read_text())
+    (export_copy / 'pix2seq.json').write_text(json.dumps(dict(meta, format_version=99)))
+    with pytest.raises(ValueError, match='format version 99'):
+        ort_runtime.Pix2SeqRuntime(export_copy)
+    (export_copy / 'pix2seq.json').write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match='not a Pix2Seq ONNX export'):
+        ort_runtime.Pix2SeqRuntime(export_copy)
+
+
+def test_bad_images(export_dir, tmp_path):
+    detector = ort_runtime.Pix2SeqRuntime(export_dir[0])
+    with pytest.raises(TypeError, match='file path or an'):
+        detector(123)
+    with pytest.raises(TypeError, match='file path or an'):
+        detector([torch.zeros(3, 8, 8)])
+    with pytest.raises(ValueError, match='uint8'):
+        detector(np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match=r'\(H, W, 3\)'):
+        detector(np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match=r'\(H, W, 3\)'):
+        detector(np.zeros((8, 8, 4), np.uint8))
+    with pytest.raises(FileNotFoundError, match='not found'):
+        detector(str(tmp_path / 'missing.png'))
+    (tmp_path / 'text.png').write_text('not an image')
+    with pytest.raises(ValueError, match='could not be decoded'):
+        detector(str(tmp_path / 'text.png'))
+    with pytest.raises(ValueError, match='no images'):
+        detector([])
+    with pytest.raises(ValueError, match='float32'):
+        detector.encode(np.zeros((1, 3, 64, 64), np.float32))
+    with pytest.raises(TypeError, match='unknown decoding options'):
+        detector(np.zeros((8, 8, 3), np.uint8), beam_width=2)

@@ -1,0 +1,75 @@
+"""Detect objects in an image with an exported Pix2Seq model in ONNX Runtime and draw them (OpenCV).
+
+Needs numpy, onnxruntime and opencv only: the runtime module is loaded from its file, so neither torch nor mmdet is
+imported (nor needs to be installed).
+
+Example:
+    python tools/deployment/onnx_demo.py data/synthetic/val/000000.png work_dirs/onnx --out work_dirs/onnx_demo.jpg
+"""
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+RUNTIME_FILE = Path(__file__).resolve().parents[2] / 'pix2seq_mmdet' / 'deploy' / 'runtime.py'
+
+
+def load_runtime():
+    """``pix2seq_mmdet.deploy.runtime`` loaded from its file, without importing the package (whose ``__init__``
+    imports torch and mmdet)."""
+    spec = importlib.util.spec_from_file_location('pix2seq_onnx_runtime', RUNTIME_FILE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def draw(image: np.ndarray, detections, class_names, score_thr: float) -> np.ndarray:
+    canvas = image.copy()
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    for box, score, label in zip(detections.bboxes, detections.scores, detections.labels):
+        if score < score_thr:
+            continue
+        color = tuple(int(c) for c in np.random.default_rng(int(label)).integers(64, 256, 3))
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness)
+        text = f'{class_names[label]} {score:.2f}'
+        cv2.putText(canvas, text, (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.35 * thickness, color,
+                    thickness, cv2.LINE_AA)
+    return canvas
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Pix2Seq ONNX Runtime demo')
+    parser.add_argument('image', help='image file')
+    parser.add_argument('model_dir', help='folder written by tools/deployment/pytorch2onnx.py')
+    parser.add_argument('--out', default='onnx_demo.jpg', help='where to write the image with the detections')
+    parser.add_argument('--decoder', choices=('fp32', 'int8'), default='fp32')
+    parser.add_argument('--strategy', choices=('greedy', 'top_k', 'nucleus'),
+                        help='decoding strategy (default: the exported test_cfg\'s)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the sampling strategies')
+    parser.add_argument('--score-thr', type=float, default=0.3, help='score threshold of drawn boxes')
+    parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (0: its default)')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    runtime = load_runtime()
+    detector = runtime.Pix2SeqRuntime(args.model_dir, decoder=args.decoder, num_threads=args.threads)
+    image = runtime.load_image(args.image)
+    detections = detector(image, seed=args.seed, strategy=args.strategy)[0]
+    if not cv2.imwrite(args.out, draw(image, detections, detector.class_names, args.score_thr)):
+        sys.exit(f'onnx_demo.py: could not write {args.out}')
+    kept = int((detections.scores >= args.score_thr).sum())
+    print(f'{len(detections)} detections, {kept} with score >= {args.score_thr}, drawn into {args.out}')
+    for box, score, label in zip(detections.bboxes, detections.scores, detections.labels):
+        if score >= args.score_thr:
+            print(f'  {detector.class_names[label]:>12s} {score:.3f} ' + ' '.join(f'{v:.1f}' for v in box))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,48 @@
+"""Evaluate an exported Pix2Seq model (ONNX Runtime) on the config's test set with its evaluator (COCO bbox mAP via
+mmdet's CocoMetric), as tools/test.py evaluates the PyTorch checkpoint.
+
+Example:
+    python tools/deployment/onnx_test.py configs/pix2seq_r18-tiny_1xb16_44e_synthetic.py work_dirs/onnx --decoder int8
+"""
+import argparse
+import json
+import warnings
+
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+from mmengine.config import Config, DictAction  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Evaluate a Pix2Seq ONNX export with the config\'s evaluator')
+    parser.add_argument('config', help='the config the model was exported from (its test set and evaluator)')
+    parser.add_argument('model_dir', help='folder written by tools/deployment/pytorch2onnx.py')
+    parser.add_argument('--decoder', choices=('fp32', 'int8'), default='fp32')
+    parser.add_argument('--encoder', choices=('fp32', 'int8'), default='fp32')
+    parser.add_argument('--strategy', choices=('greedy', 'top_k', 'nucleus'),
+                        help='decoding strategy (default: the exported test_cfg\'s)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the sampling strategies')
+    parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (0: its default)')
+    parser.add_argument('--out', help='write the metrics to this JSON file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, e.g. test_dataloader.dataset.data_root=...')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    from pix2seq_mmdet.deploy.evaluation import evaluate_onnx
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    metrics = evaluate_onnx(cfg, args.model_dir, decoder=args.decoder, encoder=args.encoder,
+                            num_threads=args.threads, strategy=args.strategy, seed=args.seed)
+    print(json.dumps(metrics, indent=2))
+    if args.out:
+        with open(args.out, 'w') as file:
+            json.dump(dict(config=args.config, model_dir=args.model_dir, decoder=args.decoder, encoder=args.encoder,
+                           metrics=metrics), file, indent=2)
+
+
+if __name__ == '__main__':
+    main()
