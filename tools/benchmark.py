@@ -218,7 +218,7 @@ def setup_ort_decode(task: dict, head: torch.nn.Module, memory: torch.Tensor) ->
         path = Path(work_dir) / 'decoder_step.onnx'
         export_decoder_step(head, path, batch, memory_len)
         if ORT_DECODERS[task['decoder']]:
-            quantize_int8(path, path.with_name('decoder_step_int8.onnx'), [head.tokenizer.vocab_size])
+            quantize_int8(path, path.with_name('decoder_step_int8.onnx'))
             path = path.with_name('decoder_step_int8.onnx')
         session = ort_runtime.create_session(path, ort_runtime.make_session_options(task['ort_threads']))
     geometry = dict(num_layers=len(head.layers), num_heads=head.num_heads, head_dims=head.embed_dims // head.num_heads,

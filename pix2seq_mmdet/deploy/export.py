@@ -268,8 +268,9 @@ def export_encoder(model: nn.Module, path: Union[str, Path], batch_size: int, op
 def quantize_int8(source: Union[str, Path], target: Union[str, Path], keep_fp32_widths: Sequence[int] = ()) -> None:
     """Dynamic quantisation (``onnxruntime.quantization.quantize_dynamic``): int8 weights of the MatMuls with a
     constant weight, activations quantised to uint8 per call.  MatMuls whose weight has an output width in
-    ``keep_fp32_widths`` stay fp32: the decoder's tied output layer (the vocabulary size), whose logits are the
-    detections' class scores and the most sensitive to quantisation (docs/deployment.md)."""
+    ``keep_fp32_widths`` stay fp32, e.g. ``[vocab_size]`` for the decoder's tied output layer, whose logits are the
+    class scores: on the synthetic model that kept more greedy tokens equal to fp32's (97.5 % against 96.9 %) but not
+    a better mAP (0.565 against 0.567, fp32 0.570), for about 0.15 ms more per token (docs/deployment.md)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
     graph = onnx.load(str(source), load_external_data=False).graph
@@ -400,7 +401,7 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
     export_decoder_step(head, paths['decoder_step'], batch_size, memory_len, opset, dynamic_batch, attention)
     written = ['encoder', 'decoder_step']
     if int8:
-        quantize_int8(paths['decoder_step'], paths['decoder_step_int8'], [head.tokenizer.vocab_size])
+        quantize_int8(paths['decoder_step'], paths['decoder_step_int8'])
         written.append('decoder_step_int8')
     if int8_encoder:
         quantize_int8(paths['encoder'], paths['encoder_int8'])
