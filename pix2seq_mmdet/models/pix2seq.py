@@ -93,17 +93,19 @@ class Pix2Seq(BaseDetector):
             cover padding (None unless ``mask_padding`` and some image of the batch is padded).
         """
         batch_size, _, feat_h, feat_w = feature.shape
-        batch_h, batch_w = batch_data_samples[0].metainfo['batch_input_shape']
-        padded = torch.zeros(batch_size, batch_h, batch_w, device=feature.device)
         if self.mask_padding:
-            padded.fill_(1)
+            batch_h, batch_w = batch_data_samples[0].metainfo['batch_input_shape']
+            padded = torch.ones(batch_size, batch_h, batch_w, device=feature.device)
             for index, sample in enumerate(batch_data_samples):
                 img_h, img_w = sample.metainfo['img_shape'][:2]
                 padded[index, :img_h, :img_w] = 0
-        mask = F.interpolate(padded[:, None], size=(feat_h, feat_w)).to(torch.bool).squeeze(1)
+            mask = F.interpolate(padded[:, None], size=(feat_h, feat_w)).to(torch.bool).squeeze(1)
+            memory_mask = mask.flatten(1) if bool(mask.any()) else None
+        else:  # the whole frame is attended: an all-False mask only gives the positional encodings their shape
+            mask = torch.zeros(batch_size, feat_h, feat_w, dtype=torch.bool, device=feature.device)
+            memory_mask = None
         positions = self.positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
         tokens = feature.flatten(2).transpose(1, 2) + positions
-        memory_mask = mask.flatten(1) if bool(mask.any()) else None
         memory_positions = positions
         if self.memory_positional_encoding is not None:
             memory_positions = self.memory_positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
