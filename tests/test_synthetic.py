@@ -1,4 +1,5 @@
 """Tests of the synthetic dataset generator (tools/generate_synthetic.py) and the curve plotter."""
+import hashlib
 import importlib.util
 import json
 import os
@@ -91,21 +92,36 @@ def test_annotations_are_valid_coco(dataset, split, num_images):
         np.testing.assert_allclose(polygon.max(axis=0), [x + w, y + h], atol=1.5)
 
 
+@pytest.mark.parametrize('height, width', [(64, 64), (64, 100), (100, 64)])
 @pytest.mark.parametrize('category', EXPECTED_CLASSES)
-def test_box_is_tight_around_drawn_pixels_and_clipped(category):
+def test_box_is_tight_around_drawn_pixels_and_clipped(category, height, width):
     generator = load_tool(GENERATOR)
-    img_size = 64
     # Centred near the bottom-left corner, so part of the shape falls outside the image.
-    outline = generator.shape_outline(category, centre=(3.0, 58.0), radius=15.0, rotation=0.4)
-    mask = generator.rasterise(outline, img_size)
+    outline = generator.shape_outline(category, centre=(3.0, height - 6.0), radius=15.0, rotation=0.4)
+    mask = generator.rasterise(outline, height, width) >= 0.5
+    assert mask.shape == (height, width)
     ann = generator.annotate(mask, outline)
     ys, xs = np.nonzero(mask)
     assert ann['bbox'] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
-    assert ann['bbox'][0] == 0 and ann['bbox'][1] + ann['bbox'][3] == img_size
+    assert ann['bbox'][0] == 0 and ann['bbox'][1] + ann['bbox'][3] == height
     assert ann['area'] == mask.sum()
     polygon = np.array(ann['segmentation'][0]).reshape(-1, 2)
-    assert polygon[:, 0].min() == 0 and polygon[:, 1].max() == img_size
-    assert np.all(polygon >= 0) and np.all(polygon <= img_size)
+    assert polygon[:, 0].min() == 0 and polygon[:, 1].max() == height
+    assert np.all(polygon >= 0) and np.all(polygon <= (width, height))
+
+
+@pytest.mark.parametrize('height, width', [(40, 90), (90, 40)])
+def test_polygon_is_clipped_to_a_non_square_image(height, width):
+    generator = load_tool(GENERATOR)
+    # A square centred near the bottom-right corner, cut by both the right and the bottom border.
+    outline = generator.shape_outline('square', centre=(width - 3.0, height - 3.0), radius=12.0, rotation=0.3)
+    mask = generator.rasterise(outline, height, width) >= 0.5
+    ann = generator.annotate(mask, outline)
+    x, y, w, h = ann['bbox']
+    assert x + w == width and y + h == height
+    polygon = np.array(ann['segmentation'][0]).reshape(-1, 2)
+    assert polygon[:, 0].max() == width and polygon[:, 1].max() == height
+    assert np.all(polygon >= 0) and np.all(polygon <= (width, height))
 
 
 def test_images_hold_several_objects(dataset):
@@ -152,6 +168,157 @@ def test_second_run_does_not_rewrite(tmp_path):
     run_generator(tmp_path, '--num-train', '3', '--num-val', '1', '--img-size', '64')
     assert len(json.loads(ann_path(tmp_path, 'val').read_text())['images']) == 1
     assert len(list((tmp_path / 'val').glob('*.png'))) == 1, 'stale images of the previous run were left behind'
+
+
+# sha256 of a small set written by the generator before the `varied` preset was added (seed 3, 6 train / 3 val
+# images, --img-size 96): of the two annotation files' bytes, and of every image's decoded pixels. Adding presets or
+# refactoring must not change what `easy` and `hard` draw; a deliberate change updates these values (and
+# GENERATOR_VERSION, so stale datasets are regenerated).
+PINNED_SHA256 = {
+    'easy': ('b0a6ebb992b598975124450d13b516d8516a41e795abc4748a23b092fd66613d',
+             '745fe3c05930e73b658769326a3a0f77ea3c39a78fa5a2656bac59000181d144'),
+    'hard': ('e8e6418f1b737a8d4d0ebc282ad87ccbcf08d5320485d52ab2205d04e67b8490',
+             '78298edd5f6c88ad8a31986fb0c648e85a1af5fb03729e96da3af180cf28babc'),
+}
+
+
+def dataset_sha256(out_dir):
+    """``(annotations, images)`` sha256 of a generated dataset: annotation file bytes, decoded image pixels."""
+    annotations, images = hashlib.sha256(), hashlib.sha256()
+    for split in ('train', 'val'):
+        annotations.update(ann_path(out_dir, split).read_bytes())
+        for image_file in sorted((Path(out_dir) / split).glob('*.png')):
+            image = cv2.imread(str(image_file), cv2.IMREAD_UNCHANGED)
+            images.update(repr(image.shape).encode())
+            images.update(image.tobytes())
+    return annotations.hexdigest(), images.hexdigest()
+
+
+@pytest.mark.parametrize('preset', sorted(PINNED_SHA256))
+def test_easy_and_hard_output_is_pinned(tmp_path, preset):
+    run_generator(tmp_path, '--preset', preset, '--seed', '3', '--num-train', '6', '--num-val', '3', '--img-size', '96')
+    assert dataset_sha256(tmp_path) == PINNED_SHA256[preset]
+
+
+VARIED_SHORT_SIDE, VARIED_MAX_ASPECT = (160, 320), 2.0
+
+
+@pytest.fixture(scope='module')
+def varied_dataset(tmp_path_factory):
+    """A small `varied` dataset (40 train, 8 val images): ``(out_dir, {split: COCO dict})``."""
+    out_dir = tmp_path_factory.mktemp('synthetic_varied')
+    stdout = run_generator(out_dir, '--preset', 'varied', '--seed', '3', '--num-train', '40', '--num-val', '8')
+    assert 'short side 160-320px' in stdout
+    return out_dir, {split: json.loads(ann_path(out_dir, split).read_text()) for split in ('train', 'val')}
+
+
+def test_varied_images_have_their_own_sizes_within_the_preset_ranges(varied_dataset):
+    out_dir, cocos = varied_dataset
+    sizes = []
+    for split, coco in cocos.items():
+        for image_info in coco['images']:
+            image = cv2.imread(str(out_dir / split / image_info['file_name']))
+            assert image is not None and image.shape == (image_info['height'], image_info['width'], 3)
+            sizes.append((image_info['height'], image_info['width']))
+    short = np.array([min(size) for size in sizes])
+    aspect = np.array([max(size) / min(size) for size in sizes])
+    assert np.all((short >= VARIED_SHORT_SIDE[0]) & (short <= VARIED_SHORT_SIDE[1]))
+    assert np.all((aspect >= 1) & (aspect <= VARIED_MAX_ASPECT))
+    assert len(set(sizes)) > 0.8 * len(sizes), 'images should have their own sizes'
+    assert short.min() < 200 and short.max() > 280
+    assert aspect.min() < 1.2 and aspect.max() > 1.7
+    assert any(height > width for height, width in sizes) and any(width > height for height, width in sizes)
+
+
+def test_varied_boxes_lie_inside_their_images_and_span_the_size_range(varied_dataset):
+    _, cocos = varied_dataset
+    relative_sizes, objects_per_image = [], []
+    for coco in cocos.values():
+        images = {image['id']: image for image in coco['images']}
+        objects_per_image += [sum(ann['image_id'] == image_id for ann in coco['annotations']) for image_id in images]
+        for ann in coco['annotations']:
+            image = images[ann['image_id']]
+            x, y, w, h = ann['bbox']
+            assert w > 0 and h > 0 and 0 < ann['area'] <= w * h
+            assert 0 <= x and 0 <= y and x + w <= image['width'] and y + h <= image['height']
+            polygon = np.array(ann['segmentation'][0]).reshape(-1, 2)
+            assert np.all(polygon >= 0) and np.all(polygon <= (image['width'], image['height']))
+            relative_sizes.append(max(w, h) / min(image['width'], image['height']))
+    relative_sizes = np.array(relative_sizes)
+    # log-uniform diameters of 8 %-60 % of the short side: the box's longer side is close to the diameter
+    assert relative_sizes.max() <= 0.62
+    assert np.sum(relative_sizes < 0.15) >= 5 and np.sum(relative_sizes > 0.4) >= 5
+    assert max(objects_per_image) <= 6 and np.mean(objects_per_image) > 2
+
+
+def test_varied_is_deterministic_for_a_seed(tmp_path):
+    args = ['--preset', 'varied', '--num-train', '3', '--num-val', '2']
+    first, second, other_seed = tmp_path / 'first', tmp_path / 'second', tmp_path / 'other_seed'
+    run_generator(first, *args, '--seed', '5')
+    run_generator(second, *args, '--seed', '5')
+    run_generator(other_seed, *args, '--seed', '6')
+    assert dataset_sha256(first) == dataset_sha256(second)
+    for split in ('train', 'val'):
+        for image_file in sorted((first / split).glob('*.png')):
+            assert image_file.read_bytes() == (second / split / image_file.name).read_bytes()
+    assert dataset_sha256(first)[1] != dataset_sha256(other_seed)[1]
+
+
+def test_varied_rejects_img_size(tmp_path):
+    command = [sys.executable, str(GENERATOR), '--out-dir', str(tmp_path), '--preset', 'varied', '--img-size', '128']
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and '--img-size' in result.stderr
+    assert not ann_path(tmp_path, 'train').exists()
+
+
+def test_varied_config_trains_and_evaluates_on_varied_images(tmp_path):
+    """The varied config's pipeline (resize into the 128 frame, keep the ratio; the model pads) on a small varied set:
+    2 training iterations and a CocoMetric validation."""
+    pytest.importorskip('mmdet')
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from mmdet.structures.bbox import get_box_tensor
+
+    root = tmp_path / 'data'
+    run_generator(root, '--preset', 'varied', '--seed', '1', '--num-train', '32', '--num-val', '16')
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'pix2seq_r18-tiny_1xb16_44e_synthetic-varied.py'))
+    for dataloader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        assert dataloader.dataset.data_root == 'data/synthetic_varied/'
+    assert cfg.val_evaluator.ann_file == cfg.test_evaluator.ann_file == \
+        'data/synthetic_varied/annotations/instances_val.json'
+    cfg.merge_from_dict({
+        'work_dir': str(tmp_path / 'work'), 'train_dataloader.dataset.data_root': f'{root}/',
+        'val_dataloader.dataset.data_root': f'{root}/',
+        'val_evaluator.ann_file': f'{root}/annotations/instances_val.json',
+        'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1})
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 2
+    assert runner.val_loop.evaluator.metrics[0].__class__.__name__ == 'CocoMetric'
+
+    # The ground truth, written as the model's tokens in the padded 128 frame and decoded like the model's output,
+    # scores close to 1 with CocoMetric: frame coordinates map back to each image's own size.
+    model, head, tokenizer = runner.model, runner.model.head, runner.model.head.tokenizer
+    num_classes, slots = tokenizer.num_classes, tokenizer.max_objects
+    for batch in runner.val_dataloader:
+        data = model.data_preprocessor(batch, False)
+        for data_sample in data['data_samples']:
+            height, width = data_sample.ori_shape
+            scaled_height, scaled_width = data_sample.img_shape
+            assert data_sample.pad_shape == (128, 128) and max(scaled_height, scaled_width) == 128
+            assert abs(scaled_width / scaled_height - width / height) < 0.05 * width / height
+            gt = data_sample.gt_instances  # the test pipeline loads boxes after resizing: original pixels
+            boxes = get_box_tensor(gt.bboxes).float()
+            frame_boxes = boxes * boxes.new_tensor(data_sample.scale_factor).repeat(2)
+            tokens = tokenizer.encode(tokenizer.normalize_boxes(frame_boxes, data_sample.pad_shape), gt.labels)
+            class_probs = torch.zeros(slots, num_classes)
+            class_probs[torch.arange(len(gt.labels)), gt.labels] = 1.0
+            data_sample.pred_instances = head.tokens_to_instances(tokens[:5 * slots], class_probs,
+                                                                  data_sample.metainfo)
+        runner.val_evaluator.process(data_samples=data['data_samples'], data_batch=batch)
+    metrics = runner.val_evaluator.evaluate(len(runner.val_dataloader.dataset))
+    assert metrics['coco/bbox_mAP_50'] > 0.95 and metrics['coco/bbox_mAP'] > 0.7, metrics
 
 
 @pytest.mark.parametrize('split', ['train', 'val'])

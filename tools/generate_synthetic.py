@@ -8,8 +8,9 @@ Layout written under ``--out-dir`` (default ``data/synthetic`` in the repository
     train/000000.png ...
     val/000000.png ...
 
-Every image is ``img_size`` x ``img_size`` (BGR PNG) and holds filled, anti-aliased shapes of four classes
-(``CLASSES``) on a varied background.  Each annotation's bbox is the tight pixel box ``[x, y, w, h]`` of the whole
+Every image of the ``easy`` and ``hard`` presets is ``--img-size`` x ``--img-size`` (BGR PNG); the ``varied`` preset
+draws each image's own size.  Images hold filled, anti-aliased shapes of four classes (``CLASSES``) on a varied
+background.  Each annotation's bbox is the tight pixel box ``[x, y, w, h]`` of the whole
 shape (pixels it covers at least half, including any part hidden by a shape drawn later), clipped to the image;
 ``area`` is its pixel count and ``segmentation`` its outline polygon clipped to the image.
 
@@ -19,17 +20,22 @@ Presets:
   lightly noisy backgrounds, at most 30% of any shape's pixels hidden by later shapes.
 * ``hard``: 0-12 objects (log-uniform sizes 6%-50% of the image, so small ones are common), shapes may be cut by the
   image border, background clutter strokes that are not objects, stronger noise, up to 50% of a shape hidden.
+* ``varied``: every image has its own size (short side 160-320 px, long/short ratio log-uniform in 1-2, landscape or
+  portrait), 1-6 objects (about 5% empty images) with log-uniform diameters 8%-60% of the short side, cut by the
+  border by at most 20% of their radius, up to 40% hidden, a few clutter strokes (0-4), image noise sigma 0-10, and a
+  fourth background kind, a gradient with stronger noise.  The COCO ``images`` entries carry each image's size.
 
-The output is deterministic for a given ``--seed``; train and val use independent streams derived from it.  The
-generation parameters are stored in each annotation file's ``info`` field: when both files exist with the requested
-parameters (and their images are present) the script leaves them alone, unless ``--force`` is given.
+The output is deterministic for a given ``--seed``; train and val use independent streams derived from it (adding
+``varied`` changed no draw of ``easy`` or ``hard``).  The generation parameters are stored in each annotation file's
+``info`` field: when both files exist with the requested parameters (and their images are present) the script leaves
+them alone, unless ``--force`` is given.
 """
 import argparse
 import json
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import cv2
@@ -57,7 +63,9 @@ STAR_INNER_RATIO = 0.45
 class Preset:
     """Knobs of one difficulty preset.
 
-    Sizes are fractions of the image side and measure the diameter of the shape's circumscribed circle.
+    Sizes are fractions of the image's (short) side and measure the diameter of the shape's circumscribed circle.
+    The fields with defaults were added after ``easy`` and ``hard``: left at their defaults they change no random draw
+    and are left out of the annotation files' ``info``, so those presets' output stays byte-for-byte the same.
     """
 
     max_objects: int
@@ -72,6 +80,9 @@ class Preset:
     distractor_range: tuple  # number of clutter strokes drawn behind the objects (inclusive)
     num_train: int
     num_val: int
+    short_side_range: tuple = None  # per-image short side in px (inclusive); None: square ``--img-size`` images
+    aspect_range: tuple = (1.0, 1.0)  # long / short side, log-uniform; the orientation is random when not square
+    noisy_gradient_background: bool = False  # also draw 'noisy_gradient' backgrounds (a gradient with strong noise)
 
 
 PRESETS = {
@@ -81,7 +92,33 @@ PRESETS = {
     'hard': Preset(max_objects=12, empty_prob=0.05, size_range=(0.06, 0.5), log_uniform_size=True,
                    max_truncation=0.4, max_occlusion=0.5, min_contrast=45.0, background_noise_amplitude=50.0,
                    image_noise_sigma_range=(5.0, 20.0), distractor_range=(3, 10), num_train=2000, num_val=200),
+    'varied': Preset(max_objects=6, empty_prob=0.05, size_range=(0.08, 0.6), log_uniform_size=True,
+                     max_truncation=0.2, max_occlusion=0.4, min_contrast=55.0, background_noise_amplitude=35.0,
+                     image_noise_sigma_range=(0.0, 10.0), distractor_range=(0, 4), num_train=2000, num_val=200,
+                     short_side_range=(160, 320), aspect_range=(1.0, 2.0), noisy_gradient_background=True),
 }
+# The 'noisy_gradient' background's noise: this many times the preset's background_noise_amplitude, on a finer grid.
+NOISY_GRADIENT_AMPLITUDE_FACTOR = 1.5
+
+
+def preset_settings(preset):
+    """The preset's fields for the annotation files' ``info``, without the later-added fields left at their default."""
+    settings = asdict(preset)
+    for field in fields(preset):
+        if field.default is not MISSING and settings[field.name] == field.default:
+            del settings[field.name]
+    return settings
+
+
+def sample_image_size(rng, preset, img_size):
+    """Return ``(height, width)`` of the next image: ``img_size`` square, or drawn from the preset's size ranges."""
+    if preset.short_side_range is None:
+        return img_size, img_size
+    short_side = int(rng.integers(preset.short_side_range[0], preset.short_side_range[1] + 1))
+    low, high = preset.aspect_range
+    aspect = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    long_side = max(short_side, int(round(short_side * aspect)))
+    return (long_side, short_side) if rng.random() < 0.5 else (short_side, long_side)
 
 
 def random_colour(rng):
@@ -89,42 +126,56 @@ def random_colour(rng):
     return rng.uniform(0, 255, size=3).astype(np.float32)
 
 
-def draw_background(rng, img_size, preset):
-    """Return a float32 BGR background: a solid colour, a linear gradient or a colour with smooth noise."""
-    kind = rng.choice(('solid', 'gradient', 'noise'))
-    canvas = np.empty((img_size, img_size, 3), np.float32)
+def smooth_noise(rng, height, width, grid_range):
+    """Return low-frequency Gaussian noise (float32, ``height`` x ``width`` x 3): a coarse grid, cubic-upsampled."""
+    grid_size = int(rng.integers(*grid_range))
+    coarse = rng.normal(0, 1, size=(grid_size, grid_size, 3)).astype(np.float32)
+    return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def draw_background(rng, height, width, preset):
+    """Return a float32 BGR background: a solid colour, a linear gradient, a colour with smooth noise or (presets
+    with ``noisy_gradient_background``) a gradient with stronger, finer smooth noise."""
+    kinds = ('solid', 'gradient', 'noise') + (('noisy_gradient', ) if preset.noisy_gradient_background else ())
+    kind = rng.choice(kinds)
+    canvas = np.empty((height, width, 3), np.float32)
     canvas[:] = random_colour(rng)
-    if kind == 'gradient':
+    if kind in ('gradient', 'noisy_gradient'):
         angle = rng.uniform(0, 2 * np.pi)
-        coords = np.arange(img_size, dtype=np.float32)
-        projection = np.cos(angle) * coords[None, :] + np.sin(angle) * coords[:, None]
+        xs, ys = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+        projection = np.cos(angle) * xs[None, :] + np.sin(angle) * ys[:, None]
         weight = (projection - projection.min()) / (projection.max() - projection.min())
         canvas = canvas * (1 - weight[..., None]) + random_colour(rng) * weight[..., None]
+        if kind == 'noisy_gradient':
+            amplitude = NOISY_GRADIENT_AMPLITUDE_FACTOR * preset.background_noise_amplitude
+            canvas += amplitude * smooth_noise(rng, height, width, (6, 13))
     elif kind == 'noise':
-        grid_size = int(rng.integers(3, 9))
-        coarse = rng.normal(0, 1, size=(grid_size, grid_size, 3)).astype(np.float32)
-        smooth = cv2.resize(coarse, (img_size, img_size), interpolation=cv2.INTER_CUBIC)
-        canvas += preset.background_noise_amplitude * smooth
+        canvas += preset.background_noise_amplitude * smooth_noise(rng, height, width, (3, 9))
     return canvas
 
 
 def draw_distractors(rng, canvas, num_strokes):
-    """Draw open strokes (lines, polylines, arcs) that are clutter, not objects, onto ``canvas`` in place."""
-    img_size = canvas.shape[0]
+    """Draw open strokes (lines, polylines, arcs) that are clutter, not objects, onto ``canvas`` in place.
+
+    Points are drawn per axis (x below the width, y below the height); on a square canvas the draws equal those of a
+    single scalar bound.
+    """
+    height, width = canvas.shape[:2]
+    extent = np.array([width, height])
     for _ in range(num_strokes):
         colour = tuple(float(c) for c in random_colour(rng))
         thickness = int(rng.integers(1, 3))
         kind = rng.choice(('line', 'polyline', 'arc'))
         if kind == 'line':
-            start, end = rng.integers(0, img_size, size=(2, 2))
+            start, end = rng.integers(0, extent, size=(2, 2))
             cv2.line(canvas, tuple(int(v) for v in start), tuple(int(v) for v in end), colour, thickness,
                      cv2.LINE_AA)
         elif kind == 'polyline':
-            points = rng.integers(0, img_size, size=(int(rng.integers(3, 6)), 2)).astype(np.int32)
+            points = rng.integers(0, extent, size=(int(rng.integers(3, 6)), 2)).astype(np.int32)
             cv2.polylines(canvas, [points], False, colour, thickness, cv2.LINE_AA)
         else:
-            centre = tuple(int(v) for v in rng.integers(0, img_size, size=2))
-            axes = tuple(int(v) for v in rng.integers(img_size // 10, img_size // 2, size=2))
+            centre = tuple(int(v) for v in rng.integers(0, extent, size=2))
+            axes = tuple(int(v) for v in rng.integers(extent // 10, extent // 2, size=2))
             start_angle = float(rng.uniform(0, 360))
             sweep = float(rng.uniform(60, 240))
             cv2.ellipse(canvas, centre, axes, float(rng.uniform(0, 180)), start_angle, start_angle + sweep, colour,
@@ -147,18 +198,18 @@ def shape_outline(category, centre, radius, rotation):
     return np.stack([centre[0] + radii * np.cos(angles), centre[1] + radii * np.sin(angles)], axis=1)
 
 
-def rasterise(outline, img_size):
-    """Return the fraction of each pixel covered by the filled polygon ``outline`` (float32, image-clipped).
+def rasterise(outline, height, width):
+    """Return the fraction of each pixel of a ``height`` x ``width`` image covered by the filled polygon ``outline``
+    (float32, image-clipped).
 
     The polygon is filled at ``SUPERSAMPLING`` times the resolution and area-averaged, which gives anti-aliased
     edges and avoids the half-pixel dilation of a direct ``cv2.fillPoly``.
     """
-    fine_size = img_size * SUPERSAMPLING
     fine_outline = (outline + 0.5) * SUPERSAMPLING - 0.5  # pixel-centre coordinates of the fine grid
-    fine_mask = np.zeros((fine_size, fine_size), np.uint8)
+    fine_mask = np.zeros((height * SUPERSAMPLING, width * SUPERSAMPLING), np.uint8)
     cv2.fillPoly(fine_mask, [np.round(fine_outline * (1 << DRAW_SHIFT)).astype(np.int32)], 1, cv2.LINE_8,
                  DRAW_SHIFT)
-    return cv2.resize(fine_mask.astype(np.float32), (img_size, img_size), interpolation=cv2.INTER_AREA)
+    return cv2.resize(fine_mask.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
 
 
 def clip_to_half_plane(vertices, axis, bound, keep_below):
@@ -176,22 +227,22 @@ def clip_to_half_plane(vertices, axis, bound, keep_below):
     return np.array(clipped).reshape(-1, 2)
 
 
-def clip_polygon(vertices, img_size):
-    """Clip a polygon to the square ``[0, img_size]^2`` (Sutherland-Hodgman); return the clipped vertices."""
-    for axis in (0, 1):
+def clip_polygon(vertices, height, width):
+    """Clip a polygon (x, y vertices) to ``[0, width] x [0, height]`` (Sutherland-Hodgman); return the vertices."""
+    for axis, bound in ((0, width), (1, height)):
         vertices = clip_to_half_plane(vertices, axis, 0.0, keep_below=False)
-        vertices = clip_to_half_plane(vertices, axis, float(img_size), keep_below=True)
+        vertices = clip_to_half_plane(vertices, axis, float(bound), keep_below=True)
     return vertices
 
 
-def sample_radius(rng, img_size, preset):
-    """Sample a circumradius in pixels from the preset's size range (uniform or log-uniform)."""
+def sample_radius(rng, short_side, preset):
+    """Sample a circumradius in pixels from the preset's size range (fractions of the image's short side)."""
     low, high = preset.size_range
     if preset.log_uniform_size:
         diameter_frac = float(np.exp(rng.uniform(np.log(low), np.log(high))))
     else:
         diameter_frac = float(rng.uniform(low, high))
-    return diameter_frac * img_size / 2
+    return diameter_frac * short_side / 2
 
 
 def pick_fill_colour(rng, canvas, mask, min_contrast):
@@ -215,28 +266,35 @@ def annotate(mask, outline):
     x_min, y_min = int(xs.min()), int(ys.min())
     width, height = int(xs.max()) - x_min + 1, int(ys.max()) - y_min + 1
     polygon = outline + 0.5
-    if not np.all((polygon >= 0) & (polygon <= mask.shape[0])):
-        polygon = clip_polygon(polygon, mask.shape[0])
+    img_height, img_width = mask.shape
+    if not np.all((polygon >= 0) & (polygon <= (img_width, img_height))):
+        polygon = clip_polygon(polygon, img_height, img_width)
     return dict(bbox=[float(x_min), float(y_min), float(width), float(height)], area=float(mask.sum()),
                 segmentation=[[round(float(v), 2) for v in polygon.reshape(-1)]])
 
 
 def generate_image(rng, img_size, preset):
-    """Draw one image; return the uint8 BGR image and its objects (``category_id``, ``bbox``, ``area``, ...)."""
-    canvas = draw_background(rng, img_size, preset)
+    """Draw one image; return the uint8 BGR image and its objects (``category_id``, ``bbox``, ``area``, ...).
+
+    ``img_size`` is the side of the square image, unused by presets that draw each image's size
+    (``short_side_range``).
+    """
+    height, width = sample_image_size(rng, preset, img_size)
+    extent = np.array([width, height])
+    canvas = draw_background(rng, height, width, preset)
     draw_distractors(rng, canvas, int(rng.integers(preset.distractor_range[0], preset.distractor_range[1] + 1)))
     num_objects = 0 if rng.random() < preset.empty_prob else int(rng.integers(1, preset.max_objects + 1))
 
-    owner = np.full((img_size, img_size), -1, np.int32)  # index of the object visible at each pixel, -1 if none
+    owner = np.full((height, width), -1, np.int32)  # index of the object visible at each pixel, -1 if none
     visible_pixels, full_pixels, objects = [], [], []
     for _ in range(num_objects):
         category_index = int(rng.integers(len(CLASSES)))
         for _ in range(MAX_PLACEMENT_TRIES):
-            radius = sample_radius(rng, img_size, preset)
+            radius = sample_radius(rng, min(height, width), preset)
             margin = radius * (1 - preset.max_truncation)
-            centre = rng.uniform(margin, img_size - margin, size=2)
+            centre = rng.uniform(margin, extent - margin, size=2)
             outline = shape_outline(CLASSES[category_index], centre, radius, rng.uniform(0, 2 * np.pi))
-            coverage = rasterise(outline, img_size)
+            coverage = rasterise(outline, height, width)
             mask = coverage >= 0.5
             if mask.sum() < MIN_OBJECT_PIXELS:
                 continue
@@ -258,7 +316,8 @@ def generate_image(rng, img_size, preset):
 
 
 def generation_params(preset_name, split, num_images, img_size, seed):
-    """Return the parameters stored in ``info`` that identify one split's content."""
+    """Return the parameters stored in ``info`` that identify one split's content (``img_size`` None: per-image
+    sizes drawn by the preset)."""
     return dict(preset=preset_name, split=split, num_images=num_images, img_size=img_size, seed=seed,
                 generator_version=GENERATOR_VERSION)
 
@@ -290,12 +349,12 @@ def generate_split(out_dir, split, params, preset, seed_sequence):
         if not cv2.imwrite(str(image_dir / file_name), image):
             raise OSError(f'could not write {image_dir / file_name}')
         image_id = image_index + 1
-        images.append(dict(id=image_id, file_name=file_name, width=params['img_size'], height=params['img_size']))
+        images.append(dict(id=image_id, file_name=file_name, width=image.shape[1], height=image.shape[0]))
         for obj in objects:
             annotations.append(dict(id=len(annotations) + 1, image_id=image_id, iscrowd=0, **obj))
     coco = dict(
         info=dict(description=f'pix2seq-mmdet synthetic shapes ({params["preset"]}, {split})', version='1.0',
-                  generation_params=params, preset_settings=asdict(preset)),
+                  generation_params=params, preset_settings=preset_settings(preset)),
         licenses=[],
         images=images,
         annotations=annotations,
@@ -326,7 +385,9 @@ def parse_args(argv=None):
     parser.add_argument('--out-dir', type=Path, default=REPO_ROOT / 'data' / 'synthetic', help='output directory')
     parser.add_argument('--num-train', type=int, help='training images (default: preset-specific, 2000)')
     parser.add_argument('--num-val', type=int, help='validation images (default: preset-specific, 200)')
-    parser.add_argument('--img-size', type=int, default=128, help='side of the square images in pixels')
+    parser.add_argument('--img-size', type=int,
+                        help='side of the square images in pixels (easy, hard; default 128); the varied preset '
+                        'draws every image\'s size itself (short side 160-320 px, aspect ratio 1-2) and rejects it')
     parser.add_argument('--seed', type=int, default=0, help='random seed (train and val streams derive from it)')
     parser.add_argument('--force', action='store_true', help='regenerate even if an identical dataset exists')
     args = parser.parse_args(argv)
@@ -335,7 +396,12 @@ def parse_args(argv=None):
     args.num_val = preset.num_val if args.num_val is None else args.num_val
     if args.num_train < 0 or args.num_val < 0:
         parser.error('--num-train and --num-val must be non-negative')
-    if args.img_size < 16:
+    if preset.short_side_range is not None:
+        if args.img_size is not None:
+            parser.error(f'--img-size does not apply to --preset {args.preset}: it draws every image\'s size')
+    elif args.img_size is None:
+        args.img_size = 128
+    elif args.img_size < 16:
         parser.error('--img-size must be at least 16')
     return args
 
@@ -358,7 +424,12 @@ def main(argv=None):
     start = time.perf_counter()
     seed_sequences = dict(zip(SPLITS, np.random.SeedSequence(args.seed).spawn(len(SPLITS))))
     cocos = {split: generate_split(out_dir, split, params[split], preset, seed_sequences[split]) for split in SPLITS}
-    print(f'Wrote synthetic dataset ({args.preset}, seed {args.seed}, {args.img_size}px) to {out_dir} '
+    if args.img_size is None:
+        low, high = preset.short_side_range
+        size_text = f'short side {low}-{high}px, aspect {preset.aspect_range[0]:g}-{preset.aspect_range[1]:g}'
+    else:
+        size_text = f'{args.img_size}px'
+    print(f'Wrote synthetic dataset ({args.preset}, seed {args.seed}, {size_text}) to {out_dir} '
           f'in {time.perf_counter() - start:.1f}s')
     print(f'Classes: {CLASSES}')
     for split in SPLITS:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's main job: install (idempotent), generate the synthetic dataset if missing, train the small synthetic
 # config, evaluate it with mmdet's CocoMetric and print COCO bbox mAP.
-#   PRESET=easy|hard (default easy)   WORK_DIR (default work_dirs/synthetic-$PRESET)   extra args go to train.py
+#   PRESET=easy|hard|varied (default easy)   WORK_DIR (default work_dirs/synthetic-$PRESET)   extra args go to train.py
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -9,7 +9,8 @@ PRESET="${PRESET:-easy}"
 case "$PRESET" in
   easy) CONFIG=configs/pix2seq_r18-tiny_1xb16_44e_synthetic.py; DATA=data/synthetic ;;
   hard) CONFIG=configs/pix2seq_r18-tiny-s8_1xb16_34e_synthetic-hard.py; DATA=data/synthetic_hard ;;
-  *) echo "run_synthetic.sh: PRESET must be easy or hard, got '$PRESET'" >&2; exit 2 ;;
+  varied) CONFIG=configs/pix2seq_r18-tiny_1xb16_44e_synthetic-varied.py; DATA=data/synthetic_varied ;;
+  *) echo "run_synthetic.sh: PRESET must be easy, hard or varied, got '$PRESET'" >&2; exit 2 ;;
 esac
 WORK_DIR="${WORK_DIR:-work_dirs/synthetic-$PRESET}"
 PY=.venv/bin/python
