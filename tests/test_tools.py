@@ -134,3 +134,62 @@ def test_browse_dataset_draws_real_and_noise_boxes(synthetic_root, tmp_path):
     text = next(tmp_path.glob('*.txt')).read_text()
     assert 'noise' in text and 'EOS at token' in text
     assert 'real, ' in result.stdout
+
+
+def load_tool(name: str):
+    """A script of tools/analysis_tools as a module."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / 'analysis_tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_learning_speed_trains_each_seed_once_and_tabulates_the_last_validation(synthetic_root, tmp_path):
+    learning_speed = load_tool('learning_speed')
+    command = [sys.executable, 'tools/analysis_tools/learning_speed.py', str(SYNTHETIC_CONFIG), '--seeds', '0', '1',
+               '--work-root', str(tmp_path), '--out', str(tmp_path / 'all.json'), '--cfg-options', *TINY,
+               *data_options(synthetic_root), 'train_cfg.max_epochs=1', 'default_hooks.checkpoint.interval=2']
+    first = run(command)
+    results = json.loads((tmp_path / 'all.json').read_text())
+    assert [r['seed'] for r in results] == [0, 1]
+    for result in results:
+        work_dir = tmp_path / learning_speed.run_name(SYNTHETIC_CONFIG, '') / f'seed{result["seed"]}'
+        records = scalars(work_dir)
+        assert result['coco/bbox_mAP'] == [r for r in records if 'coco/bbox_mAP' in r][-1]['coco/bbox_mAP']
+        assert result['iterations'] == 8 and result['train_seconds'] > 0
+        dumped = next(work_dir.glob('*/vis_data/config.py')).read_text()
+        assert f'seed={result["seed"]}' in dumped.replace(' ', '')
+    assert len(list((tmp_path).rglob('vis_data/scalars.json'))) == 2
+    second = run(command)  # finished runs are read back, not trained again
+    assert len(list((tmp_path).rglob('vis_data/scalars.json'))) == 2
+    assert second.stdout == first.stdout and '| run | mAP' in first.stdout
+    other_options = [*command[:-1], 'default_hooks.checkpoint.interval=3']  # same run name, other options
+    result = subprocess.run(other_options, cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode != 0 and 'give these runs their own --tag' in result.stderr
+
+
+def test_learning_speed_names_a_run_that_never_validated(tmp_path):
+    learning_speed = load_tool('learning_speed')
+    (tmp_path / 'run' / 'vis_data').mkdir(parents=True)
+    (tmp_path / 'run' / 'vis_data' / 'scalars.json').write_text(json.dumps({'loss': 1.0, 'iter': 5}) + '\n')
+    with pytest.raises(ValueError, match='never validated'):
+        learning_speed.last_validation(tmp_path)
+    with pytest.raises(FileNotFoundError, match='did not log'):
+        learning_speed.last_validation(tmp_path / 'run')
+
+
+def test_time_budget_gives_each_config_the_reference_seconds_from_per_round_ratios():
+    time_budget = load_tool('time_budget')
+
+    class Timed:
+        def __init__(self, name, round_times, max_epochs=40):
+            self.name, self.round_times, self.max_epochs, self.steps_per_epoch = name, round_times, max_epochs, 10
+
+    # the machine slows down 2x in the second round: per-round ratios stay 2 and 0.5
+    reference = Timed('ref', [0.1, 0.2, 0.1])
+    rows, budget_s = time_budget.budget_rows(
+        [reference, Timed('slow', [0.2, 0.4, 0.2], 7), Timed('fast', [0.05, 0.1, 0.05], 7)])
+    assert [row['epochs_in_budget'] for row in rows] == [40, 20, 80]
+    assert [row['ratio_to_reference'] for row in rows] == [1.0, 2.0, 0.5]
+    assert budget_s == pytest.approx(40 * 10 * 0.1)

@@ -14,8 +14,8 @@ Usage::
         configs/peers/fcos_r18-tiny_1xb16_synthetic.py --seeds 0 1 --jobs 2 --work-root work_dirs/learning_speed
     python tools/analysis_tools/learning_speed.py CONFIGS... --seeds 0 1 --table-only   # the table of what exists
 
-Extra ``--cfg-options`` after the configs apply to every run (e.g. a learning rate of a search); they are part of
-the run's name, so runs with other options do not overwrite each other.
+``--cfg-options`` apply to every run (e.g. a learning rate of a search) and ``--tag`` names them: the work dirs are
+``ROOT/CONFIG_TAG/seedS``, and a finished run trained with other options is an error, not a result.
 """
 import argparse
 import json
@@ -31,9 +31,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50')
 
 
-def run_name(config: Path, cfg_options) -> str:
-    suffix = ''.join(f'_{option.replace("=", "-")}' for option in cfg_options)
-    return config.stem + suffix.replace('/', '-')
+def run_name(config: Path, tag: str) -> str:
+    return f'{config.stem}_{tag}' if tag else config.stem
 
 
 def last_validation(work_dir: Path) -> dict:
@@ -52,12 +51,16 @@ def last_validation(work_dir: Path) -> dict:
     return dict(validation, iterations=last_iter)
 
 
-def train_one(config: Path, seed: int, work_root: Path, cfg_options, python: str) -> dict:
+def train_one(config: Path, seed: int, work_root: Path, cfg_options, tag: str, python: str) -> dict:
     """Train one run unless its ``result.json`` exists; return the result."""
-    work_dir = work_root / run_name(config, cfg_options) / f'seed{seed}'
+    work_dir = work_root / run_name(config, tag) / f'seed{seed}'
     result_file = work_dir / 'result.json'
     if result_file.is_file():
-        return json.loads(result_file.read_text())
+        result = json.loads(result_file.read_text())
+        if result['cfg_options'] != list(cfg_options):
+            raise ValueError(f'{result_file} was trained with --cfg-options {result["cfg_options"]}, not '
+                             f'{list(cfg_options)}: give these runs their own --tag')
+        return result
     work_dir.mkdir(parents=True, exist_ok=True)
     command = [python, str(REPO_ROOT / 'tools' / 'train.py'), str(config), '--work-dir', str(work_dir),
                '--cfg-options', f'randomness.seed={seed}', *cfg_options]
@@ -69,9 +72,9 @@ def train_one(config: Path, seed: int, work_root: Path, cfg_options, python: str
         raise RuntimeError(f'training {config} (seed {seed}) failed with exit code {returncode}; '
                            f'see {work_dir / "train_stdout.log"}')
     validation = last_validation(work_dir)
-    result = dict(config=str(config), cfg_options=list(cfg_options), seed=seed, train_seconds=round(seconds, 1),
-                  iterations=validation['iterations'], threads=os.environ.get('OMP_NUM_THREADS', ''),
-                  date=time.strftime('%Y-%m-%d'), **{key: validation[key] for key in METRICS})
+    result = dict(config=str(config), tag=tag, cfg_options=list(cfg_options), seed=seed,
+                  train_seconds=round(seconds, 1), iterations=validation['iterations'],
+                  threads=os.environ.get('OMP_NUM_THREADS', ''), date=time.strftime('%Y-%m-%d'), **{key: validation[key] for key in METRICS})
     result_file.write_text(json.dumps(result, indent=1))
     return result
 
@@ -80,7 +83,7 @@ def table(results) -> str:
     """One row per run name: mean and each seed's mAP and AP50, iterations and training seconds."""
     rows = {}
     for result in results:
-        name = run_name(Path(result['config']), result['cfg_options'])
+        name = run_name(Path(result['config']), result.get('tag', ''))
         rows.setdefault(name, []).append(result)
     lines = ['| run | mAP (mean; per seed) | AP50 (mean; per seed) | iterations | training s per run | seeds |',
              '|---|---|---|---|---|---|']
@@ -103,6 +106,7 @@ def parse_args(argv=None):
     parser.add_argument('--jobs', type=int, default=1, help='runs trained at the same time')
     parser.add_argument('--work-root', type=Path, default=REPO_ROOT / 'work_dirs' / 'learning_speed')
     parser.add_argument('--cfg-options', nargs='+', default=[], help='key=value overrides for every run')
+    parser.add_argument('--tag', default='', help='suffix of the run names (e.g. lr4e-4 for one lr of a search)')
     parser.add_argument('--table-only', action='store_true', help='print the table of finished runs, train none')
     parser.add_argument('--out', type=Path, help='write all results as JSON here')
     args = parser.parse_args(argv)
@@ -120,12 +124,13 @@ def main(argv=None):
     if args.table_only:
         results = []
         for config, seed in plan:
-            result_file = args.work_root / run_name(config, args.cfg_options) / f'seed{seed}' / 'result.json'
+            result_file = args.work_root / run_name(config, args.tag) / f'seed{seed}' / 'result.json'
             if result_file.is_file():
                 results.append(json.loads(result_file.read_text()))
     else:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [pool.submit(train_one, config, seed, args.work_root, args.cfg_options, sys.executable)
+            futures = [pool.submit(train_one, config, seed, args.work_root, args.cfg_options, args.tag,
+                                   sys.executable)
                        for config, seed in plan]
             results = [future.result() for future in futures]
     print(table(results))
