@@ -74,7 +74,8 @@ def train_one(config: Path, seed: int, work_root: Path, cfg_options, tag: str, p
     validation = last_validation(work_dir)
     result = dict(config=str(config), tag=tag, cfg_options=list(cfg_options), seed=seed,
                   train_seconds=round(seconds, 1), iterations=validation['iterations'],
-                  threads=os.environ.get('OMP_NUM_THREADS', ''), date=time.strftime('%Y-%m-%d'), **{key: validation[key] for key in METRICS})
+                  threads=os.environ.get('OMP_NUM_THREADS', ''), date=time.strftime('%Y-%m-%d'),
+                  **{key: validation[key] for key in METRICS})
     result_file.write_text(json.dumps(result, indent=1))
     return result
 

@@ -6,7 +6,9 @@ process; their steps then run interleaved, ``--steps-per-round`` of each in turn
 ``--warmup`` steps each, so a slow or busy moment of the machine falls on all of them alike.  The reference is the
 first config: its ``train_cfg.max_epochs`` at its measured seconds per step is the budget, and every other config gets
 the epochs that fill the same seconds at its own speed (``max_epochs / ratio``, the ratio being the median over
-rounds of ``t_config / t_ref``, rounded to the nearest epoch; the configs must share batch size and dataset, so an epoch has the same number of steps).
+rounds of ``t_config / t_ref``, rounded to the nearest epoch; the configs must share batch size and dataset, so an
+epoch has the same number of steps).  Steps are timed without the configs' warm-up schedule, at
+``WARMUP_LR_FACTOR`` times their learning rate.
 
 Usage::
 
