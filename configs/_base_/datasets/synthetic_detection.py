@@ -1,7 +1,8 @@
-# The built-in synthetic shapes dataset (tools/generate_synthetic.py), square images of `image_size` pixels.
-# Preset `easy` (data/synthetic/); pix2seq_*_synthetic-hard.py points at data/synthetic_hard/. The pipelines resize
-# every image into the `image_size` frame (a no-op for the generated images), so the same config trains on a
-# COCO-format dataset with images of any size; the model pads to the frame.
+# The built-in synthetic shapes dataset (tools/generate_synthetic.py) in a frame of `image_size` pixels.
+# Preset `easy` (data/synthetic/, 128-px squares); the *_synthetic-hard.py and *_synthetic-varied.py configs point at
+# data/synthetic_hard/ and data/synthetic_varied/ (images of 160-320 px, varied aspect). The pipelines resize every
+# image into the frame keeping its aspect ratio, so the same config trains on a COCO-format dataset with images of any
+# size; the model pads to the frame.
 # mmdet's CocoDataset with checked annotations and named image failures (pix2seq_mmdet/datasets/coco.py)
 dataset_type = 'Pix2SeqCocoDataset'
 data_root = 'data/synthetic/'
