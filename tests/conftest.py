@@ -1,3 +1,4 @@
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +7,14 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_CONFIG = REPO_ROOT / 'configs' / 'pix2seq_r18-tiny_1xb16_44e_synthetic.py'
+
+
+def load_script(path: Path):
+    """A script of tools/ imported as a module."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope='session')

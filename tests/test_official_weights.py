@@ -5,7 +5,6 @@ code) is a reduced official ResNet-50 Pix2Seq with random weights: its checkpoin
 its config.json, and the official model's outputs on one preprocessed image.
 """
 import copy
-import importlib.util
 import json
 import math
 
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_script
 from pix2seq_mmdet.converters import (ConversionError, build_model, convert_official_variables, load_model_config,
                                       official_model_options, read_checkpoint, reinit_class_tokens)
 from pix2seq_mmdet.converters.parity import compare_with_reference, reference_outputs
@@ -148,10 +147,7 @@ def test_unsupported_official_options_are_refused(official_config):
 
 
 def _load_converter():
-    spec = importlib.util.spec_from_file_location('pix2seq_tf2mmdet', CONVERTER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(CONVERTER)
 
 
 def test_converter_cli_writes_a_weights_only_checkpoint(tmp_path, tiny_model, converted):

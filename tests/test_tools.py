@@ -1,5 +1,6 @@
 """The mmdet workflow end to end on a tiny synthetic set: train.py, test.py (CocoMetric), resume, dist_train.sh with
 two CPU processes (gloo), DetInferencer / demo.py and browse_dataset.py."""
+import copy
 import json
 import os
 import subprocess
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, SYNTHETIC_CONFIG
+from conftest import REPO_ROOT, SYNTHETIC_CONFIG, load_script
 
 TINY = ['train_dataloader.batch_size=4', 'train_dataloader.sampler.type=BatchRepeatSampler',
         'train_dataloader.sampler.batch_repeat=2', 'train_dataloader.num_workers=0',
@@ -17,6 +18,10 @@ TINY = ['train_dataloader.batch_size=4', 'train_dataloader.sampler.type=BatchRep
         # an untrained model may end every sequence at once; near-uniform constrained sampling always yields boxes
         'model.test_cfg.strategy=nucleus', 'model.test_cfg.top_p=1.0', 'model.test_cfg.temperature=3.0',
         'model.test_cfg.constrained=True']
+
+
+def load_tool(name: str):
+    return load_script(REPO_ROOT / 'tools' / 'analysis_tools' / f'{name}.py')
 
 
 def data_options(root: Path):
@@ -68,12 +73,8 @@ def test_test_tool_reports_coco_map_and_draws(trained, synthetic_root, tmp_path)
 
 
 def test_class_agnostic_eval_separates_classification_from_localisation():
-    import importlib.util
     import torch
-    spec = importlib.util.spec_from_file_location('class_agnostic_eval',
-                                                  REPO_ROOT / 'tools' / 'analysis_tools' / 'class_agnostic_eval.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('class_agnostic_eval')
     ground_truth = dict(
         images=[dict(id=i, file_name=f'{i}.png', width=100, height=100) for i in (1, 2)],
         categories=[dict(id=7, name='a'), dict(id=9, name='b')],
@@ -136,15 +137,6 @@ def test_browse_dataset_draws_real_and_noise_boxes(synthetic_root, tmp_path):
     assert 'real, ' in result.stdout
 
 
-def load_tool(name: str):
-    """A script of tools/analysis_tools as a module."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / 'analysis_tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_learning_speed_trains_each_seed_once_and_tabulates_the_last_validation(synthetic_root, tmp_path):
     learning_speed = load_tool('learning_speed')
     command = [sys.executable, 'tools/analysis_tools/learning_speed.py', str(SYNTHETIC_CONFIG), '--seeds', '0', '1',
@@ -193,3 +185,16 @@ def test_time_budget_gives_each_config_the_reference_seconds_from_per_round_rati
     assert [row['epochs_in_budget'] for row in rows] == [40, 20, 80]
     assert [row['ratio_to_reference'] for row in rows] == [1.0, 2.0, 0.5]
     assert budget_s == pytest.approx(40 * 10 * 0.1)
+
+
+def test_vocabulary_ceiling_scores_the_ground_truth_and_falls_with_coarser_bins(synthetic_root):
+    from mmengine.config import Config
+    ceiling = load_tool('vocabulary_ceiling')
+    cfg = Config.fromfile(str(SYNTHETIC_CONFIG))
+    cfg.merge_from_dict({'test_dataloader.dataset.data_root': f'{synthetic_root}/',
+                         'test_evaluator.ann_file': f'{synthetic_root}/annotations/instances_val.json'})
+    fine = ceiling.vocabulary_ceiling(copy.deepcopy(cfg))
+    cfg.merge_from_dict({'model.head.tokenizer.num_bins': 8})
+    coarse = ceiling.vocabulary_ceiling(cfg)
+    assert fine['coco/bbox_mAP_50'] == 1.0 and fine['coco/bbox_mAP'] > 0.95, fine
+    assert coarse['coco/bbox_mAP'] < fine['coco/bbox_mAP'] - 0.2, coarse

@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""The COCO metrics of a perfect model under a config's vocabulary: the ceiling its tokens allow.
+
+Every ground-truth box of the test set is written as the model's tokens (normalised to the padded frame, quantised to
+``num_bins``, at most ``max_objects`` per image in the config's training order) and read back with the head's own
+``tokens_to_instances``, each with its true class at probability 1; mmdet's ``CocoMetric`` then scores these
+detections against the annotations.  What the result misses of 1.0 is lost to the frame, the bins or the object limit,
+whatever the model learns.
+
+Usage::
+
+    python tools/analysis_tools/vocabulary_ceiling.py configs/pix2seq_r18-tiny-s8_1xb16_34e_synthetic-hard.py
+    python tools/analysis_tools/vocabulary_ceiling.py CONFIG --cfg-options model.head.tokenizer.num_bins=256
+"""
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from mmdet.structures.bbox import get_box_tensor
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+
+def ground_truth_as_detections(model, data_sample) -> None:
+    """Set ``data_sample.pred_instances`` to its ground truth after a round trip through the head's tokens."""
+    head, tokenizer = model.head, model.head.tokenizer
+    gt = data_sample.gt_instances  # the test pipeline loads the boxes after resizing: original image pixels
+    frame_boxes = get_box_tensor(gt.bboxes).float() * get_box_tensor(gt.bboxes).new_tensor(
+        data_sample.scale_factor).repeat(2)
+    yxyx = tokenizer.normalize_boxes(frame_boxes, data_sample.pad_shape)
+    order = tokenizer.order_objects(yxyx, model.head.sequence_augmentation.object_order)[:tokenizer.max_objects]
+    labels = gt.labels[order]
+    tokens = tokenizer.encode(yxyx[order], labels)
+    class_probs = torch.zeros(tokenizer.max_objects, tokenizer.num_classes)
+    class_probs[torch.arange(len(labels)), labels] = 1.0
+    data_sample.pred_instances = head.tokens_to_instances(tokens[:5 * tokenizer.max_objects], class_probs,
+                                                          data_sample.metainfo)
+
+
+def vocabulary_ceiling(cfg: Config) -> dict:
+    """CocoMetric's results for the ground truth read back through the vocabulary of ``cfg``."""
+    with tempfile.TemporaryDirectory() as work_dir:
+        # a visualiser of its own: mmengine keeps instances by name, and an earlier one may write to a deleted dir
+        cfg.merge_from_dict({'work_dir': work_dir, 'visualizer.name': f'vocabulary_ceiling_{Path(work_dir).name}'})
+        runner = Runner.from_cfg(cfg)
+        model, dataloader, evaluator = runner.model, runner.test_dataloader, runner.test_evaluator
+        model.eval()
+        for batch in dataloader:
+            data = model.data_preprocessor(batch, False)
+            for data_sample in data['data_samples']:
+                ground_truth_as_detections(model, data_sample)
+            evaluator.process(data_samples=data['data_samples'], data_batch=batch)
+        return evaluator.evaluate(len(dataloader.dataset))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='overrides, key=value')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    metrics = vocabulary_ceiling(cfg)
+    tokenizer = cfg.model.head.tokenizer
+    print(f'vocabulary: {tokenizer.num_bins} bins, {tokenizer.max_objects} objects, frame '
+          f'{cfg.model.data_preprocessor.pad_size}')
+    print('  '.join(f'{key}: {value:.3f}' for key, value in metrics.items()))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
