@@ -72,7 +72,8 @@ def train_one(config: Path, seed: int, work_root: Path, cfg_options, tag: str, p
         raise RuntimeError(f'training {config} (seed {seed}) failed with exit code {returncode}; '
                            f'see {work_dir / "train_stdout.log"}')
     validation = last_validation(work_dir)
-    result = dict(config=str(config), tag=tag, cfg_options=list(cfg_options), seed=seed,
+    shown = config.relative_to(REPO_ROOT) if config.is_relative_to(REPO_ROOT) else config
+    result = dict(config=str(shown), tag=tag, cfg_options=list(cfg_options), seed=seed,
                   train_seconds=round(seconds, 1), iterations=validation['iterations'],
                   threads=os.environ.get('OMP_NUM_THREADS', ''), date=time.strftime('%Y-%m-%d'),
                   **{key: validation[key] for key in METRICS})
