@@ -280,6 +280,8 @@ def test_varied_config_trains_and_evaluates_on_varied_images(tmp_path):
         'work_dir': str(tmp_path / 'work'), 'train_dataloader.dataset.data_root': f'{root}/',
         'val_dataloader.dataset.data_root': f'{root}/',
         'val_evaluator.ann_file': f'{root}/annotations/instances_val.json',
+        'test_dataloader.dataset.data_root': f'{root}/',
+        'test_evaluator.ann_file': f'{root}/annotations/instances_val.json',
         'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1})
     runner = Runner.from_cfg(cfg)
     runner.train()
