@@ -26,13 +26,13 @@ from mmengine.runner import Runner
 def ground_truth_as_detections(model, data_sample) -> None:
     """Set ``data_sample.pred_instances`` to its ground truth after a round trip through the head's tokens."""
     head, tokenizer = model.head, model.head.tokenizer
-    gt = data_sample.gt_instances  # the test pipeline loads the boxes after resizing: original image pixels
-    frame_boxes = get_box_tensor(gt.bboxes).float() * get_box_tensor(gt.bboxes).new_tensor(
-        data_sample.scale_factor).repeat(2)
-    yxyx = tokenizer.normalize_boxes(frame_boxes, data_sample.pad_shape)
-    order = tokenizer.order_objects(yxyx, model.head.sequence_augmentation.object_order)[:tokenizer.max_objects]
-    labels = gt.labels[order]
-    tokens = tokenizer.encode(yxyx[order], labels)
+    # the test pipeline loads the boxes after resizing (original image pixels): into the frame, as in training, then
+    # the head's own real-object selection (normalise, drop empty boxes, order, keep max_objects)
+    framed = data_sample.clone()
+    boxes = get_box_tensor(framed.gt_instances.bboxes).float()
+    framed.gt_instances.bboxes = boxes * boxes.new_tensor(data_sample.scale_factor).repeat(2)
+    yxyx, labels = head.sequence_augmentation.real_objects(framed)
+    tokens = tokenizer.encode(yxyx, labels)
     class_probs = torch.zeros(tokenizer.max_objects, tokenizer.num_classes)
     class_probs[torch.arange(len(labels)), labels] = 1.0
     data_sample.pred_instances = head.tokens_to_instances(tokens[:5 * tokenizer.max_objects], class_probs,
