@@ -1,45 +1,18 @@
-# The main synthetic recipe (tools/run_synthetic.sh, preset `easy`), sized for a 2-core CPU: 128-px frame, 128 bins,
-# at most 6 objects, 44 epochs of 125 iterations. The paper's model, loss and sequence augmentation, scaled down,
-# with convergence switches (off in the COCO configs): stride-16 features of a half-width three-stage ResNet-18,
-# DETR's 1x1-conv stem, one encoder layer, fixed 2-D sine positions, raster (`dist2ori`) object order, batches of 16
-# without batch repetition, greedy decoding, one detection per class for every decoded box.
-# Results: docs/results_synthetic.md.
-_base_ = [
-    './_base_/models/pix2seq_r50.py', './_base_/datasets/synthetic_detection.py',
-    './_base_/schedules/adamw_300e.py', './_base_/default_runtime.py'
-]
+# The main synthetic recipe as it stood until 2026-12-01, for its published results and as the time budget of the
+# learning-speed comparison (docs/learning_speed.md): the current recipe with one encoder layer, fixed sine positions
+# only, the contiguous memory layout, torch's default AdamW and 44 epochs (5500 iterations).
+_base_ = './pix2seq_r18-tiny_1xb16_34e_synthetic.py'
 max_epochs = 44
 warmup_iters = 200
-
 model = dict(
-    data_preprocessor=dict(pad_size={{_base_.image_size}}),
-    backbone=dict(
-        depth=18, base_channels=32, num_stages=3, strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(2, ),
-        init_cfg=None),
-    neck=dict(_delete_=True, type='ChannelMapper', in_channels=[128], kernel_size=1, out_channels=128, act_cfg=None,
-              norm_cfg=dict(type='GN', num_groups=32), num_outs=1),
-    encoder=dict(num_layers=1, embed_dims=128, num_heads=4, ffn_dims=512, dropout=0.0, drop_path=0.0),
-    positional_encoding=dict(num_feats=64),
-    head=dict(
-        tokenizer=dict(num_classes=4, num_bins=128, max_objects=6),
-        embed_dims=128, num_layers=2, num_heads=4, ffn_dims=512, dropout=0.0, drop_path=0.0),
-    train_cfg=dict(object_order='dist2ori'),
-    # greedy decoding; each box becomes one detection per class, scored by that class's probability (a box whose
-    # class is still uncertain keeps its right-class detection)
-    test_cfg=dict(strategy='greedy', classes_per_box='all'))
-
-train_cfg = dict(max_epochs=max_epochs, val_interval=5)
-# the backbone's parameters, its norm layers included, at the full lr and weight decay (a custom key exempts them from
-# norm_decay_mult)
-optim_wrapper = dict(optimizer=dict(lr=2e-3, weight_decay=0.05), clip_grad=dict(max_norm=1.0),
-                     paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=1.0)}))
+    data_preprocessor=dict(channels_last=False),
+    encoder=dict(num_layers=1),
+    positional_encoding=dict(_delete_=True, type='SinePositionalEncoding', num_feats=64, normalize=True))
+train_cfg = dict(max_epochs=max_epochs)
+optim_wrapper = dict(optimizer=dict(fused=None))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup_iters),
     dict(type='LinearLR', start_factor=1.0, end_factor=0.01, by_epoch=True, begin=0, end=max_epochs,
          convert_to_iter_based=True)
 ]
-auto_scale_lr = dict(base_batch_size=16)
-default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
-# a fixed seed: at this budget the final mAP depends strongly on the seed (docs/results_synthetic.md); mmdet's own
-# configs leave it unset, `--cfg-options randomness.seed=N` chooses another
-randomness = dict(seed=0)
+default_hooks = dict(checkpoint=dict(interval=max_epochs))

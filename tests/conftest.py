@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SYNTHETIC_CONFIG = REPO_ROOT / 'configs' / 'pix2seq_r18-tiny_1xb16_44e_synthetic.py'
+SYNTHETIC_CONFIG = REPO_ROOT / 'configs' / 'pix2seq_r18-tiny_1xb16_34e_synthetic.py'
 
 
 def load_script(path: Path):

@@ -30,3 +30,14 @@ def test_an_image_larger_than_the_frame_is_a_clear_error():
         preprocessor(batch((70, 50)))
     with pytest.raises(ValueError, match='pad_size must be'):
         Pix2SeqDataPreprocessor(pad_size=(64, ))
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_channels_last_changes_the_layout_not_the_values(channels_last):
+    images = batch((40, 80), (64, 30))
+    images['inputs'] = [torch.randint(0, 256, image.shape, dtype=torch.uint8) for image in images['inputs']]
+    reference = Pix2SeqDataPreprocessor(pad_size=(64, 80))(images)['inputs']
+    inputs = Pix2SeqDataPreprocessor(pad_size=(64, 80), channels_last=channels_last)(images)['inputs']
+    assert torch.equal(inputs, reference)
+    assert inputs.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert inputs.is_contiguous() == (not channels_last)

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO_ROOT, SYNTHETIC_CONFIG
+from conftest import REPO_ROOT
 from runner_utils import data_options, train_in_process, train_losses
 
 PEERS = REPO_ROOT / 'configs' / 'peers'
+# the Pix2Seq job whose data, backbone, schedule shape and training time the peers share (docs/learning_speed.md)
+BUDGET_CONFIG = REPO_ROOT / 'configs' / 'pix2seq_r18-tiny_1xb16_44e_synthetic.py'
 EASY_PEERS = ('detr_r18-tiny_1xb16_synthetic.py', 'deformable-detr_r18-tiny_1xb16_synthetic.py',
               'fcos_r18-tiny_1xb16_synthetic.py')
 # 2 iterations of 2 images, one validation of 8; no checkpoint (each formats the config with yapf: seconds on 2 cores)
@@ -62,7 +64,7 @@ def test_peer_trains_two_iterations_and_evaluates_with_coco_metric(config, synth
 def test_peer_keeps_the_main_jobs_data_and_backbone(config):
     """mmdet's COCO pipelines (DETR's multi-scale crops) and loaders replaced by the synthetic ones, as in the main
     Pix2Seq job; its half-width three-stage ResNet-18 trained from scratch with BatchNorm; its schedule."""
-    cfg, main = Config.fromfile(str(PEERS / config)), Config.fromfile(str(SYNTHETIC_CONFIG))
+    cfg, main = Config.fromfile(str(PEERS / config)), Config.fromfile(str(BUDGET_CONFIG))
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'randomness'):
         assert without_scope(cfg[key].to_dict()) == without_scope(main[key].to_dict()), key
     backbone, main_backbone = cfg.model.backbone, main.model.backbone

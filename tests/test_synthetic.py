@@ -271,7 +271,7 @@ def test_varied_config_trains_and_evaluates_on_varied_images(tmp_path):
 
     root = tmp_path / 'data'
     run_generator(root, '--preset', 'varied', '--seed', '1', '--num-train', '32', '--num-val', '16')
-    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'pix2seq_r18-tiny_1xb16_44e_synthetic-varied.py'))
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'pix2seq_r18-tiny_1xb16_34e_synthetic-varied.py'))
     for dataloader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         assert dataloader.dataset.data_root == 'data/synthetic_varied/'
     assert cfg.val_evaluator.ann_file == cfg.test_evaluator.ann_file == \

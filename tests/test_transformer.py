@@ -3,7 +3,7 @@ import copy
 
 import pytest
 import torch
-from model_utils import build_model
+from model_utils import build_model, make_batch
 
 from pix2seq_mmdet.models.transformer import TransformerLayer
 
@@ -50,3 +50,29 @@ def test_token_projection_is_the_official_stem():
     assert torch.allclose(projected.flatten(2).transpose(1, 2), expected, atol=1e-5)
     stem.train()
     assert not torch.equal(stem((features, ))[0], stem((features, ))[0])  # the feature dropout is live
+
+
+def test_sum_positional_encoding_adds_fixed_and_learned_codes(synthetic_cfg):
+    """Sine + learned positions: the sum of both codes, the learned part trained through the detector's loss."""
+    from mmdet.registry import MODELS
+    sine = dict(type='SinePositionalEncoding', num_feats=64, normalize=True)
+    learned = dict(type='LearnedPositionalEncoding', num_feats=64, row_num_embed=16, col_num_embed=16,
+                   init_cfg=dict(type='Normal', layer='Embedding', std=0.02))
+    encoding = MODELS.build(dict(type='SumPositionalEncoding', encodings=[sine, learned]))
+    encoding.init_weights()
+    mask = torch.zeros(2, 8, 8, dtype=torch.bool)
+    fixed, trained = (part(mask) for part in encoding.encodings)
+    assert trained.abs().max() > 0
+    assert torch.allclose(encoding(mask), fixed + trained)
+
+    cfg = copy.deepcopy(synthetic_cfg)
+    cfg.model.positional_encoding = dict(type='SumPositionalEncoding', encodings=[sine, learned])
+    model = build_model(cfg)
+    inputs, samples = make_batch(model)
+    model.loss(inputs, samples)['loss'].backward()
+    assert model.positional_encoding.encodings[1].row_embed.weight.grad.abs().sum() > 0
+
+    with pytest.raises(ValueError, match='different shapes'):
+        MODELS.build(dict(type='SumPositionalEncoding', encodings=[sine, dict(learned, num_feats=32)]))(mask)
+    with pytest.raises(ValueError, match='at least two'):
+        MODELS.build(dict(type='SumPositionalEncoding', encodings=[sine]))

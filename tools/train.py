@@ -1,7 +1,7 @@
 """Train a Pix2Seq model with mmengine's Runner (mmdet's tools/train.py conventions and flags).
 
 Examples:
-    python tools/train.py configs/pix2seq_r18-tiny_1xb16_44e_synthetic.py --work-dir work_dirs/synthetic
+    python tools/train.py configs/pix2seq_r18-tiny_1xb16_34e_synthetic.py --work-dir work_dirs/synthetic
     tools/dist_train.sh configs/pix2seq_r50_8xb4_300e_coco.py 8 --amp
 """
 import argparse

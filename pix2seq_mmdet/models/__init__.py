@@ -3,7 +3,7 @@ from .data_preprocessor import Pix2SeqDataPreprocessor
 from .decoding import DecodingCache, DecodingConfig, decode_sequences
 from .pix2seq import Pix2Seq
 from .pix2seq_head import Pix2SeqHead
-from .positional_encoding import Pix2SeqSinCosPositionalEncoding
+from .positional_encoding import Pix2SeqSinCosPositionalEncoding, SumPositionalEncoding
 from .resnet import Pix2SeqResNet
 from .sequence_augmentation import SequenceAugmentation
 from .token_projection import TokenProjection
@@ -12,5 +12,5 @@ from .tokenizer import Pix2SeqTokenizer
 __all__ = [
     'Pix2Seq', 'Pix2SeqHead', 'Pix2SeqDataPreprocessor', 'Pix2SeqTokenizer', 'SequenceAugmentation',
     'TokenProjection', 'DecodingCache', 'DecodingConfig', 'decode_sequences', 'Pix2SeqResNet',
-    'Pix2SeqSinCosPositionalEncoding'
+    'Pix2SeqSinCosPositionalEncoding', 'SumPositionalEncoding'
 ]

@@ -1,6 +1,7 @@
 """Batches padded to one fixed frame: the frame Pix2Seq's coordinates are normalised to."""
 from typing import Sequence
 
+import torch
 import torch.nn.functional as F
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.registry import MODELS
@@ -19,11 +20,15 @@ class Pix2SeqDataPreprocessor(DetDataPreprocessor):
 
     Args:
         pad_size (tuple[int, int]): The frame ``(height, width)``, e.g. ``(1333, 1333)``.
+        channels_last (bool): Hand the batch to the backbone in the channels-last memory layout (same values), which
+            PyTorch's CPU convolutions run faster (about 10 % of a half-width ResNet-18's forward and backward at 128
+            px, docs/learning_speed.md).  Default False: the contiguous layout.
         **kwargs: ``DetDataPreprocessor`` arguments (``mean``, ``std``, ``bgr_to_rgb``, ``pad_value``, ...).
     """
 
-    def __init__(self, pad_size: Sequence[int], **kwargs) -> None:
+    def __init__(self, pad_size: Sequence[int], channels_last: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.channels_last = channels_last
         if len(pad_size) != 2 or min(pad_size) < 1:
             raise ValueError(f'Pix2SeqDataPreprocessor: pad_size must be (height, width) > 0, got {pad_size}')
         self.pad_size = tuple(int(side) for side in pad_size)
@@ -38,6 +43,8 @@ class Pix2SeqDataPreprocessor(DetDataPreprocessor):
                              f'pad_size {pad_h} x {pad_w}: resize images into the frame in the pipeline (mmdet '
                              f"Resize with scale=({pad_w}, {pad_h}) and keep_ratio=True) or raise pad_size")
         inputs = F.pad(inputs, (0, pad_w - width, 0, pad_h - height), value=self.pad_value)
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         for sample in data_samples or []:
             sample.set_metainfo(dict(batch_input_shape=self.pad_size, pad_shape=self.pad_size))
         return dict(inputs=inputs, data_samples=data_samples)

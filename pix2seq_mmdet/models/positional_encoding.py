@@ -78,3 +78,32 @@ class Pix2SeqSinCosPositionalEncoding(BaseModule):
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(embed_dims={self.embed_dims}, normalization_max={self.normalization_max})'
+
+
+@MODELS.register_module()
+class SumPositionalEncoding(BaseModule):
+    """The sum of several 2-D positional encodings of the same width, e.g. fixed sine positions plus a learned
+    correction (``SinePositionalEncoding`` + ``LearnedPositionalEncoding``), a convergence option of the synthetic
+    recipes.  Drop-in for ``model.positional_encoding``.
+
+    Args:
+        encodings (list[dict]): Configs of the registered encodings to add; each maps a (B, h, w) mask to
+            (B, D, h, w) with the same ``D``.  A learned one may set its own ``init_cfg`` (e.g. ``dict(type='Normal',
+            layer='Embedding', std=0.02)`` so that training starts close to the fixed code).
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    def __init__(self, encodings: list, init_cfg=None) -> None:
+        super().__init__(init_cfg)
+        if len(encodings) < 2:
+            raise ValueError(f'SumPositionalEncoding: give at least two encodings, got {len(encodings)}')
+        self.encodings = torch.nn.ModuleList(MODELS.build(encoding) for encoding in encodings)
+
+    def forward(self, mask: Tensor, input: Tensor = None) -> Tensor:  # noqa: A002 (mmdet's signature)
+        """(B, h, w) mask -> (B, D, h, w) sum of the encodings."""
+        codes = [encoding(mask) for encoding in self.encodings]
+        shapes = {tuple(code.shape) for code in codes}
+        if len(shapes) > 1 and not torch.jit.is_tracing():  # traced (ONNX export) shapes are tensors
+            raise ValueError(f'SumPositionalEncoding: the encodings give different shapes {sorted(shapes)}; '
+                             'give them the same width')
+        return torch.stack(codes).sum(0)

@@ -3,7 +3,7 @@ noise boxes (red), and the token sequence as text. The sequences come from the m
 preprocessor and its head's sequence augmentation), as in training.
 
 Example:
-    python tools/analysis_tools/browse_dataset.py configs/pix2seq_r18-tiny_1xb16_44e_synthetic.py --out-dir vis \
+    python tools/analysis_tools/browse_dataset.py configs/pix2seq_r18-tiny_1xb16_34e_synthetic.py --out-dir vis \
         --num 4 --scale 4
 writes vis/{index}_{image}.png and vis/{index}_{image}.txt.
 """
