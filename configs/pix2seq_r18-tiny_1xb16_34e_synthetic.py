@@ -10,6 +10,14 @@ _base_ = [
 ]
 max_epochs = 34
 warmup_iters = 200
+# fixed sine positions plus a learned correction that starts near zero (16 x 16 covers the stride-8 variants too);
+# replaces the base model's positions (`_delete_`), and configs that apply it to another recipe use
+# `{{_base_.sine_learned_positions}}`
+sine_learned_positions = dict(
+    _delete_=True, type='SumPositionalEncoding', encodings=[
+        dict(type='SinePositionalEncoding', num_feats=64, normalize=True),
+        dict(type='LearnedPositionalEncoding', num_feats=64, row_num_embed=16, col_num_embed=16,
+             init_cfg=dict(type='Normal', layer='Embedding', std=0.02))])
 
 model = dict(
     # the channels-last layout runs the CPU convolutions ~10 % faster (same values)
@@ -20,12 +28,7 @@ model = dict(
     neck=dict(_delete_=True, type='ChannelMapper', in_channels=[128], kernel_size=1, out_channels=128, act_cfg=None,
               norm_cfg=dict(type='GN', num_groups=32), num_outs=1),
     encoder=dict(num_layers=2, embed_dims=128, num_heads=4, ffn_dims=512, dropout=0.0, drop_path=0.0),
-    # sine positions plus a learned correction that starts near zero (16 x 16 covers the stride-8 variants too)
-    positional_encoding=dict(
-        _delete_=True, type='SumPositionalEncoding', encodings=[
-            dict(type='SinePositionalEncoding', num_feats=64, normalize=True),
-            dict(type='LearnedPositionalEncoding', num_feats=64, row_num_embed=16, col_num_embed=16,
-                 init_cfg=dict(type='Normal', layer='Embedding', std=0.02))]),
+    positional_encoding=sine_learned_positions,
     head=dict(
         tokenizer=dict(num_classes=4, num_bins=128, max_objects=6),
         embed_dims=128, num_layers=2, num_heads=4, ffn_dims=512, dropout=0.0, drop_path=0.0),

@@ -163,7 +163,8 @@ log_processor = dict(window_size=1)
     assert len(set(single_losses.values())) == 4  # the weights moved between iterations
     single_weights = _load_checkpoint(str(single / 'epoch_1.pth'))['state_dict']
     ddp_weights = _load_checkpoint(str(tmp_path / 'ddp' / 'epoch_1.pth'))['state_dict']
-    # Adam turns float noise in near-zero gradients (e.g. attention key biases, to which softmax is blind) into
-    # updates of up to ~1e-5; a wrong gradient would move weights by the learning rate (2e-3)
+    # Adam turns float noise in near-zero gradients (e.g. attention key biases, to which softmax is blind, or
+    # convolution weights summed over a batch of 2 and of 4 in other orders) into updates of up to ~3e-4 over the
+    # 4 steps; a wrong gradient would move weights by about the learning rate (2e-3) at every step
     for name, value in single_weights.items():
-        assert torch.allclose(ddp_weights[name], value, rtol=1e-4, atol=1e-4), name
+        assert torch.allclose(ddp_weights[name], value, rtol=1e-4, atol=5e-4), name
