@@ -53,11 +53,11 @@ def test_token_projection_is_the_official_stem():
 
 
 def test_sum_positional_encoding_adds_fixed_and_learned_codes(synthetic_cfg):
-    """Sine + learned positions: the sum of both codes, the learned part trained through the detector's loss."""
+    """Sine + learned positions (the synthetic recipe's): the sum of both codes, the learned part trained through the
+    detector's loss."""
     from mmdet.registry import MODELS
-    sine = dict(type='SinePositionalEncoding', num_feats=64, normalize=True)
-    learned = dict(type='LearnedPositionalEncoding', num_feats=64, row_num_embed=16, col_num_embed=16,
-                   init_cfg=dict(type='Normal', layer='Embedding', std=0.02))
+    assert synthetic_cfg.model.positional_encoding.type == 'SumPositionalEncoding'
+    sine, learned = synthetic_cfg.model.positional_encoding.encodings
     encoding = MODELS.build(dict(type='SumPositionalEncoding', encodings=[sine, learned]))
     encoding.init_weights()
     mask = torch.zeros(2, 8, 8, dtype=torch.bool)
@@ -65,9 +65,7 @@ def test_sum_positional_encoding_adds_fixed_and_learned_codes(synthetic_cfg):
     assert trained.abs().max() > 0
     assert torch.allclose(encoding(mask), fixed + trained)
 
-    cfg = copy.deepcopy(synthetic_cfg)
-    cfg.model.positional_encoding = dict(type='SumPositionalEncoding', encodings=[sine, learned])
-    model = build_model(cfg)
+    model = build_model(synthetic_cfg)
     inputs, samples = make_batch(model)
     model.loss(inputs, samples)['loss'].backward()
     assert model.positional_encoding.encodings[1].row_embed.weight.grad.abs().sum() > 0
