@@ -74,3 +74,7 @@ def test_sum_positional_encoding_adds_fixed_and_learned_codes(synthetic_cfg):
         MODELS.build(dict(type='SumPositionalEncoding', encodings=[sine, dict(learned, num_feats=32)]))(mask)
     with pytest.raises(ValueError, match='at least two'):
         MODELS.build(dict(type='SumPositionalEncoding', encodings=[sine]))
+    # a feature map beyond the learned table (a larger frame at the same stride): the setting to raise is named
+    too_large = torch.zeros(2, learned.row_num_embed + 1, 8, dtype=torch.bool)
+    with pytest.raises(ValueError, match='row_num_embed'):
+        encoding(too_large)

@@ -3,7 +3,9 @@
 # three-stage ResNet-18 (stride-16 features), transformer size (width 128, 4 heads, FFN 512, 1 encoder and 2 decoder
 # layers, no dropout), data, batch, schedule shape and seed; mmdet's DETR detector, losses, optimiser and clipping.
 _base_ = 'mmdet::detr/detr_r50_8xb2-150e_coco.py'
-lr = 1e-3
+# mmdet's own lr: of the two tried on the easy preset, 1e-3 and 1e-4, the one with which DETR learns at all
+# (docs/learning_speed.md)
+lr = 1e-4
 # the main job's training time at this detector's speed (docs/learning_speed.md: tools/analysis_tools/time_budget.py)
 max_epochs = 43
 

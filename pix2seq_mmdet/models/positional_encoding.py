@@ -101,6 +101,16 @@ class SumPositionalEncoding(BaseModule):
 
     def forward(self, mask: Tensor, input: Tensor = None) -> Tensor:  # noqa: A002 (mmdet's signature)
         """(B, h, w) mask -> (B, D, h, w) sum of the encodings."""
+        height, width = mask.shape[-2:]
+        for encoding in self.encodings:
+            # mmdet's LearnedPositionalEncoding has a table of row_num_embed x col_num_embed positions and fails
+            # with an IndexError on a larger feature map
+            rows, cols = getattr(encoding, 'row_num_embed', None), getattr(encoding, 'col_num_embed', None)
+            if rows is not None and not torch.jit.is_tracing() and (height > rows or width > cols):
+                raise ValueError(
+                    f'SumPositionalEncoding: the feature map is {height} x {width} but {type(encoding).__name__} '
+                    f'has row_num_embed={rows}, col_num_embed={cols}; raise them to at least the feature map '
+                    '(frame size / backbone stride)')
         codes = [encoding(mask) for encoding in self.encodings]
         shapes = {tuple(code.shape) for code in codes}
         if len(shapes) > 1 and not torch.jit.is_tracing():  # traced (ONNX export) shapes are tensors
