@@ -64,6 +64,14 @@ def test_weights_follow_config_and_eos_without_noise():
     assert empty[0] == augmentation.tokenizer.EOS
 
 
+def test_class_weight_applies_to_real_class_tokens_only():
+    augmentation = build(max_objects=4, class_weight=3.0, noise_class_weight=0.5, class_label_corruption='none')
+    _, target, weights = augmentation.sample_sequences(make_sample([[0, 0, 50, 50], [60, 10, 90, 40]], [0, 2]))
+    per_object = weights[:TOKENS_PER_OBJECT * 4].view(4, TOKENS_PER_OBJECT)
+    assert torch.all(per_object[:2, :4] == 1) and torch.all(per_object[:2, 4] == 3.0)
+    assert torch.all(per_object[2:, :4] == 0) and torch.all(per_object[2:, 4] == 0.5)
+
+
 def test_empty_boxes_are_dropped():
     augmentation = build(noise_mode='none', class_label_corruption='none')
     _, target, _ = augmentation.sample_sequences(make_sample([[0, 0, 50, 50], [10, 10, 10, 40]], [0, 1]))
@@ -195,7 +203,8 @@ def test_input_token_drop():
 
 
 @pytest.mark.parametrize('kwargs', [dict(noise_mode='all'), dict(class_label_corruption='fake'),
-                                    dict(object_order='size'), dict(shift_fraction=1.5), dict(jitter_std=-1)])
+                                    dict(object_order='size'), dict(shift_fraction=1.5), dict(jitter_std=-1),
+                                    dict(class_weight=-1)])
 def test_invalid_arguments_fail_at_build_time(kwargs):
     with pytest.raises(ValueError, match='model.train_cfg'):
         build(**kwargs)

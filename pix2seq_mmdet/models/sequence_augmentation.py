@@ -42,8 +42,8 @@ class SequenceAugmentation:
     random_size_std)|`` truncated at ``2 * random_size_std``, of the image).  ``random_only`` (Stable-Pix2Seq) uses
     random boxes only; ``none`` adds no noise.  Images without real boxes get random boxes.
 
-    Token weights: real coordinate and class tokens 1; noise coordinates 0; noise class tokens (target FAKE)
-    ``noise_class_weight``; EOS ``eos_weight``; PAD 0.  In the tokenizer's ``official`` layout EOS is PAD, so every
+    Token weights: real coordinate tokens 1; real class tokens ``class_weight`` (1 in the paper); noise coordinates
+    0; noise class tokens (target FAKE) ``noise_class_weight``; EOS ``eos_weight``; PAD 0.  In the tokenizer's ``official`` layout EOS is PAD, so every
     trailing PAD target gets ``eos_weight``, exactly as the official ``preprocess_batched`` weights its padding.
 
     Input corruption (targets keep the true tokens): every input class token is replaced, per
@@ -60,8 +60,8 @@ class SequenceAugmentation:
 
     def __init__(self, tokenizer: Pix2SeqTokenizer, object_order: str = 'random', noise_mode: str = 'paper',
                  max_duplicate_fraction: float = 1.0, jitter_std: float = 0.05, jitter_max: float = 0.1,
-                 shift_fraction: float = 0.5, random_size_std: float = 0.5, noise_class_weight: float = 1.0,
-                 eos_weight: float = 0.1, class_label_corruption: str = 'rand_n_fake_cls',
+                 shift_fraction: float = 0.5, random_size_std: float = 0.5, class_weight: float = 1.0,
+                 noise_class_weight: float = 1.0, eos_weight: float = 0.1, class_label_corruption: str = 'rand_n_fake_cls',
                  fake_class_prob: float = 0.5, input_seq_drop_rate: float = 0.0) -> None:
         checks = [(object_order in OBJECT_ORDERS, f'object_order must be one of {OBJECT_ORDERS}'),
                   (noise_mode in NOISE_MODES, f'noise_mode must be one of {NOISE_MODES}'),
@@ -72,7 +72,7 @@ class SequenceAugmentation:
             ('fake_class_prob', fake_class_prob), ('input_seq_drop_rate', input_seq_drop_rate))]
         checks += [(value >= 0, f'{name} must be >= 0') for name, value in (
             ('jitter_std', jitter_std), ('jitter_max', jitter_max), ('random_size_std', random_size_std),
-            ('noise_class_weight', noise_class_weight), ('eos_weight', eos_weight))]
+            ('class_weight', class_weight), ('noise_class_weight', noise_class_weight), ('eos_weight', eos_weight))]
         for ok, message in checks:
             if not ok:
                 raise ValueError(f'model.train_cfg: {message}')
@@ -84,6 +84,7 @@ class SequenceAugmentation:
         self.jitter_max = jitter_max
         self.shift_fraction = shift_fraction
         self.random_size_std = random_size_std
+        self.class_weight = class_weight
         self.noise_class_weight = noise_class_weight
         self.eos_weight = eos_weight
         self.class_label_corruption = class_label_corruption
@@ -170,6 +171,7 @@ class SequenceAugmentation:
         """(L,) float32 loss weights for the target tokens of ``num_real`` real objects followed by noise."""
         weights = torch.zeros(target_tokens.shape, dtype=torch.float32, device=target_tokens.device)
         weights[:TOKENS_PER_OBJECT * num_real] = 1.0
+        weights[TOKENS_PER_OBJECT - 1:TOKENS_PER_OBJECT * num_real:TOKENS_PER_OBJECT] = self.class_weight
         weights[target_tokens == self.tokenizer.FAKE] = self.noise_class_weight
         weights[target_tokens == self.tokenizer.EOS] = self.eos_weight
         return weights
