@@ -43,8 +43,9 @@ class SequenceAugmentation:
     random boxes only; ``none`` adds no noise.  Images without real boxes get random boxes.
 
     Token weights: real coordinate tokens 1; real class tokens ``class_weight`` (1 in the paper); noise coordinates
-    0; noise class tokens (target FAKE) ``noise_class_weight``; EOS ``eos_weight``; PAD 0.  In the tokenizer's ``official`` layout EOS is PAD, so every
-    trailing PAD target gets ``eos_weight``, exactly as the official ``preprocess_batched`` weights its padding.
+    0; noise class tokens (target FAKE) ``noise_class_weight``; EOS ``eos_weight``; PAD 0.  In the tokenizer's
+    ``official`` layout EOS is PAD, so every trailing PAD target gets ``eos_weight``, exactly as the official
+    ``preprocess_batched`` weights its padding.
 
     Input corruption (targets keep the true tokens): every input class token is replaced, per
     ``class_label_corruption``, by a random real class (``rand_cls``), by FAKE with probability
@@ -61,8 +62,9 @@ class SequenceAugmentation:
     def __init__(self, tokenizer: Pix2SeqTokenizer, object_order: str = 'random', noise_mode: str = 'paper',
                  max_duplicate_fraction: float = 1.0, jitter_std: float = 0.05, jitter_max: float = 0.1,
                  shift_fraction: float = 0.5, random_size_std: float = 0.5, class_weight: float = 1.0,
-                 noise_class_weight: float = 1.0, eos_weight: float = 0.1, class_label_corruption: str = 'rand_n_fake_cls',
-                 fake_class_prob: float = 0.5, input_seq_drop_rate: float = 0.0) -> None:
+                 noise_class_weight: float = 1.0, eos_weight: float = 0.1,
+                 class_label_corruption: str = 'rand_n_fake_cls', fake_class_prob: float = 0.5,
+                 input_seq_drop_rate: float = 0.0) -> None:
         checks = [(object_order in OBJECT_ORDERS, f'object_order must be one of {OBJECT_ORDERS}'),
                   (noise_mode in NOISE_MODES, f'noise_mode must be one of {NOISE_MODES}'),
                   (class_label_corruption in CLASS_CORRUPTIONS,
