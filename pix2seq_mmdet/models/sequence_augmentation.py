@@ -173,7 +173,7 @@ class SequenceAugmentation:
         """(L,) float32 loss weights for the target tokens of ``num_real`` real objects followed by noise."""
         weights = torch.zeros(target_tokens.shape, dtype=torch.float32, device=target_tokens.device)
         weights[:TOKENS_PER_OBJECT * num_real] = 1.0
-        weights[TOKENS_PER_OBJECT - 1:TOKENS_PER_OBJECT * num_real:TOKENS_PER_OBJECT] = self.class_weight
+        weights[self.tokenizer.is_class(target_tokens)] = self.class_weight  # FAKE targets are set next
         weights[target_tokens == self.tokenizer.FAKE] = self.noise_class_weight
         weights[target_tokens == self.tokenizer.EOS] = self.eos_weight
         return weights
