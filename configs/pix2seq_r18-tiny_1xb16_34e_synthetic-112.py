@@ -7,14 +7,14 @@ _base_ = './pix2seq_r18-tiny_1xb16_34e_synthetic.py'
 image_size = (112, 112)  # the frame: the pipelines' Resize scale and model.data_preprocessor.pad_size
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CachedLoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CachedLoadImageFromFile'),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs')

@@ -4,8 +4,8 @@ Importing the package registers its models, datasets and hooks in mmdet's regist
 ``custom_imports``) and changes nothing else.  Local checkpoints written by mmengine load on torch >= 2.6 once
 :mod:`pix2seq_mmdet.engine.checkpoint_loader` is imported too, which the configs' runtime does explicitly.
 """
-from .datasets import BatchRepeatSampler, Pix2SeqCocoDataset
-from .engine import AtomicCheckpointHook, ConsistencyCheckHook, RandomStateHook
+from .datasets import BatchRepeatSampler, CachedLoadImageFromFile, Pix2SeqCocoDataset
+from .engine import AtomicCheckpointHook, ConsistencyCheckHook, MergedParamGroupsConstructor, RandomStateHook
 from .models import (DecodingCache, DecodingConfig, Pix2Seq, Pix2SeqDataPreprocessor, Pix2SeqHead, Pix2SeqTokenizer,
                      SequenceAugmentation, decode_sequences)
 
@@ -14,5 +14,6 @@ __version__ = '0.2.0'
 __all__ = [
     'Pix2Seq', 'Pix2SeqHead', 'Pix2SeqDataPreprocessor', 'Pix2SeqTokenizer', 'SequenceAugmentation',
     'BatchRepeatSampler', 'DecodingConfig', 'DecodingCache', 'decode_sequences', 'Pix2SeqCocoDataset',
-    'AtomicCheckpointHook', 'ConsistencyCheckHook', 'RandomStateHook'
+    'CachedLoadImageFromFile', 'AtomicCheckpointHook', 'ConsistencyCheckHook', 'MergedParamGroupsConstructor',
+    'RandomStateHook'
 ]

@@ -10,8 +10,11 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
+# mmengine's constructor, with the per-parameter groups that paramwise_cfg creates merged when their settings are equal
+# (same updates, a cheaper optimiser step: pix2seq_mmdet/engine/optim_wrapper_constructor.py)
 optim_wrapper = dict(
     type='OptimWrapper',
+    constructor='MergedParamGroupsConstructor',
     optimizer=dict(type='AdamW', lr=3.75e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0.0))
 
