@@ -15,7 +15,8 @@ class CachedLoadImageFromFile(LoadImageFromFile):
     intact. Once the cache holds ``max_cache_mb``, further files are loaded on every call and nothing is evicted.
     The cache lives in the process that runs the pipeline: the main process with ``num_workers=0``, each worker with
     ``persistent_workers=True``; non-persistent workers start empty every epoch. A file changed on disk after its
-    first load is not read again.
+    first load is not read again. Meant for training pipelines: mmdet's ``DetInferencer`` looks for
+    ``LoadImageFromFile`` by name in the test pipeline.
 
     On the 2-core CPU, reading and decoding the synthetic 128-px PNGs is about 0.7 ms per image, 4 % of a training
     step of the main synthetic job (docs/results_synthetic.md#main-job); its 2000 images take 98 MB decoded.

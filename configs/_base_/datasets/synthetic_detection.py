@@ -10,9 +10,9 @@ classes = ('circle', 'square', 'triangle', 'star')
 image_size = (128, 128)
 backend_args = None
 metainfo = dict(classes=classes)
-# mmcv's LoadImageFromFile keeping the decoded images in memory (98 MB for the easy preset's 2000 train images): the
-# small set is read 34 times over in the main process (pix2seq_mmdet/datasets/transforms.py); for a large dataset of
-# your own, use LoadImageFromFile
+# training loads with mmcv's LoadImageFromFile keeping the decoded images in memory (98 MB for the easy preset's 2000
+# train images, read 34 times over in the main process: pix2seq_mmdet/datasets/transforms.py); for a large dataset of
+# your own, use LoadImageFromFile. The test pipeline keeps LoadImageFromFile, which mmdet's DetInferencer looks for.
 
 train_pipeline = [
     dict(type='CachedLoadImageFromFile', backend_args=backend_args),
@@ -22,7 +22,7 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='CachedLoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs')
