@@ -37,17 +37,14 @@ class CachedLoadImageFromFile(LoadImageFromFile):
     def transform(self, results: dict) -> Optional[dict]:
         path = results['img_path']
         image = self._images.get(path)
-        if image is None:
-            loaded = super().transform(results)
-            if loaded is None:  # an unreadable file with ignore_empty=True
-                return None
-            image = loaded['img']
-            if self._cached_bytes + image.nbytes <= self.max_cache_bytes:
-                self._images[path] = image
-                self._cached_bytes += image.nbytes
-        results['img'] = image.copy()
-        results['img_shape'] = image.shape[:2]
-        results['ori_shape'] = image.shape[:2]
+        if image is not None:  # the fields mmcv's loader sets, from the stored image
+            results['img'] = image.copy()
+            results['img_shape'] = results['ori_shape'] = image.shape[:2]
+            return results
+        results = super().transform(results)  # None for an unreadable file with ignore_empty=True
+        if results is not None and self._cached_bytes + results['img'].nbytes <= self.max_cache_bytes:
+            self._images[path] = results['img'].copy()
+            self._cached_bytes += results['img'].nbytes
         return results
 
     def __repr__(self) -> str:
