@@ -1,9 +1,10 @@
-# The main synthetic recipe (tools/run_synthetic.sh, preset `easy`), sized for a 2-core CPU: 128-px
-# frame, 128 bins, at most 6 objects, 34 epochs of 125 iterations. The paper's model, loss and sequence augmentation,
-# scaled down, with convergence switches (off in the COCO configs): stride-16 features of a half-width three-stage
-# ResNet-18, DETR's 1x1-conv stem, two encoder layers, fixed 2-D sine positions plus learned per-row and per-column
-# embeddings, raster (`dist2ori`) object order, batches of 16 without batch repetition, greedy decoding, one detection
-# per class for every decoded box. Results and the levers measured: docs/results_synthetic.md.
+# The main synthetic recipe (the main job, tools/run_synthetic.sh, trains it in a 112-px frame; PRESET=varied as it
+# is), sized for a 2-core CPU: 128-px frame, 128 bins, at most 6 objects, 34 epochs of 125 iterations. The paper's
+# model, loss and sequence augmentation, scaled down, with convergence switches (off in the COCO configs): stride-16
+# features of a half-width three-stage ResNet-18, DETR's 1x1-conv stem, two encoder layers, fixed 2-D sine positions
+# plus learned per-row and per-column embeddings, an auxiliary dense head on the encoder output during training,
+# raster (`dist2ori`) object order, batches of 16 without batch repetition, greedy decoding, one detection per class
+# for every decoded box. Results and the levers measured: docs/results_synthetic.md.
 _base_ = [
     './_base_/models/pix2seq_r50.py', './_base_/datasets/synthetic_detection.py',
     './_base_/schedules/adamw_300e.py', './_base_/default_runtime.py'
@@ -19,6 +20,14 @@ sine_learned_positions = dict(
         dict(type='LearnedPositionalEncoding', num_feats=64, row_num_embed=16, col_num_embed=16,
              init_cfg=dict(type='Normal', layer='Embedding', std=0.02))])
 
+# Co-DETR's collaborative auxiliary head, as mmdet's FCOS on the single encoder feature map (no conv tower: the memory
+# tokens themselves learn each nearby object's class and box from the first step, and the decoder reads them);
+# training only, 7 % of a step. Classes and widths come from the tokenizer and the encoder; `strides` is the feature
+# stride, given where the head is used (the stride-8 configs: `dict(_base_.aux_fcos_head, _delete_=True, strides=[8])`).
+aux_fcos_head = dict(
+    type='FCOSHead', stacked_convs=0, regress_ranges=((-1, 1e8), ), center_sampling=True, norm_on_bbox=True,
+    centerness_on_reg=True, loss_bbox=dict(type='GIoULoss', loss_weight=1.0))
+
 model = dict(
     # the channels-last layout runs the CPU convolutions ~10 % faster (same values)
     data_preprocessor=dict(pad_size={{_base_.image_size}}, channels_last=True),
@@ -29,6 +38,7 @@ model = dict(
               norm_cfg=dict(type='GN', num_groups=32), num_outs=1),
     encoder=dict(num_layers=2, embed_dims=128, num_heads=4, ffn_dims=512, dropout=0.0, drop_path=0.0),
     positional_encoding=sine_learned_positions,
+    aux_head=dict(aux_fcos_head, strides=[16]),
     head=dict(
         tokenizer=dict(num_classes=4, num_bins=128, max_objects=6),
         embed_dims=128, num_layers=2, num_heads=4, ffn_dims=512, dropout=0.0, drop_path=0.0),

@@ -4,7 +4,6 @@ import copy
 import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.structures import InstanceData
 
 from pix2seq_mmdet.models import DecodingConfig
@@ -22,7 +21,8 @@ def build_model(cfg, max_objects=6, **test_cfg):
 
 
 def make_batch(model, batch_size=2, seed=0):
-    """Random images and data samples with three ground-truth objects each, as the data preprocessor leaves them."""
+    """Random images and data samples with three ground-truth objects each, as the data preprocessor leaves them
+    (boxes as plain tensors: mmdet's ``boxtype2tensor``)."""
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.rand(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
     samples = []
@@ -32,7 +32,7 @@ def make_batch(model, batch_size=2, seed=0):
                                              ori_shape=(2 * IMAGE_SIZE, 2 * IMAGE_SIZE)))
         corners = torch.rand(3, 2, 2, generator=generator).sort(dim=1).values * IMAGE_SIZE
         boxes = torch.cat([corners[:, 0], corners[:, 1]], dim=1)
-        sample.gt_instances = InstanceData(bboxes=HorizontalBoxes(boxes), labels=torch.tensor([0, 1, 2]))
+        sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.tensor([0, 1, 2]))
         samples.append(sample)
     return inputs, samples
 

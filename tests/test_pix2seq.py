@@ -11,15 +11,17 @@ def test_loss_shapes_and_gradients_reach_every_part(synthetic_cfg):
     model = build_model(synthetic_cfg)
     inputs, samples = make_batch(model)
     losses = model.loss(inputs, samples)
-    assert set(losses) == {'loss', 'coord_ce', 'class_ce', 'eos_ce'}
+    # the sequence loss and its logged parts, and the main recipe's auxiliary head's losses
+    assert set(losses) == {'loss', 'coord_ce', 'class_ce', 'eos_ce', 'aux_loss_cls', 'aux_loss_bbox',
+                           'aux_loss_centerness'}
     assert all(value.dim() == 0 and value.dtype == torch.float32 for value in losses.values())
-    assert not any(value.requires_grad for name, value in losses.items() if name != 'loss')
+    assert not any(value.requires_grad for name, value in losses.items() if 'loss' not in name)
     # an untrained model is close to uniform over the vocabulary
     assert losses['loss'].item() == pytest.approx(torch.log(torch.tensor(model.head.tokenizer.vocab_size)).item(),
                                                   rel=0.2)
-    losses['loss'].backward()
+    sum(value for name, value in losses.items() if 'loss' in name).backward()
     for part in (model.backbone, model.neck, model.encoder, model.memory_proj, model.head.layers,
-                 model.head.token_embed):
+                 model.head.token_embed, model.aux_head):
         grads = [p.grad for p in part.parameters() if p.requires_grad]
         assert grads and all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
@@ -54,3 +56,55 @@ def test_padding_is_attended_unless_mask_padding(synthetic_cfg):
     feature_rows = memory_mask.shape[1] // (IMAGE_SIZE // 16)
     assert memory_mask[0].view(feature_rows, -1)[feature_rows // 2:].all()
     assert not memory_mask[0].view(feature_rows, -1)[:feature_rows // 2].any() and not memory_mask[1].any()
+
+
+def aux_fcos_head(stride=16, **kwargs):
+    """A one-level mmdet FCOS head on the encoder output, as the auxiliary-head configs build it."""
+    return dict(type='FCOSHead', stacked_convs=0, strides=[stride], regress_ranges=((-1, 1e8), ), norm_on_bbox=True,
+                centerness_on_reg=True, center_sampling=True, **kwargs)
+
+
+def test_aux_head_trains_the_encoder_and_leaves_prediction_alone(synthetic_cfg):
+    synthetic_cfg = copy.deepcopy(synthetic_cfg)
+    synthetic_cfg.model.aux_head = aux_fcos_head()
+    torch.manual_seed(0)
+    model = build_model(synthetic_cfg)
+    inputs, samples = make_batch(model)
+    assert (model.aux_head.num_classes, model.aux_head.in_channels) == (4, 128)  # the tokenizer's, the encoder's
+    losses = model.loss(inputs, samples)
+    assert {'aux_loss_cls', 'aux_loss_bbox', 'aux_loss_centerness'} <= set(losses)
+    assert all(losses[name].item() > 0 for name in ('aux_loss_cls', 'aux_loss_bbox', 'aux_loss_centerness'))
+    # the auxiliary losses alone reach the encoder and the backbone, not the decoder
+    sum(value for name, value in losses.items() if name.startswith('aux_')).backward()
+    assert model.encoder.norm.weight.grad.abs().sum() > 0 and model.backbone.conv1.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.head.parameters())
+    # without the auxiliary head's weights the same model gives the same sequence loss and the same detections
+    plain_cfg = copy.deepcopy(synthetic_cfg)
+    plain_cfg.model.aux_head = None
+    plain = build_model(plain_cfg)
+    plain.load_state_dict({key: value for key, value in model.state_dict().items() if not key.startswith('aux_head.')})
+    torch.manual_seed(1)
+    aux_loss = model.loss(inputs, samples)['loss']
+    torch.manual_seed(1)
+    assert plain.loss(inputs, samples)['loss'].item() == pytest.approx(aux_loss.item(), abs=1e-6)
+    model.eval(), plain.eval()
+    with torch.no_grad():
+        detections = model.predict(inputs, copy.deepcopy(samples))
+        plain_detections = plain.predict(inputs, copy.deepcopy(samples))
+    for ours, theirs in zip(detections, plain_detections):
+        assert torch.equal(ours.pred_instances.bboxes, theirs.pred_instances.bboxes)
+        assert torch.equal(ours.pred_instances.scores, theirs.pred_instances.scores)
+
+
+def test_aux_head_stride_must_fit_the_feature_map(synthetic_cfg):
+    synthetic_cfg = copy.deepcopy(synthetic_cfg)
+    synthetic_cfg.model.aux_head = aux_fcos_head(stride=8)  # the synthetic model's features have stride 16
+    model = build_model(synthetic_cfg)
+    with pytest.raises(ValueError, match='strides \\[8\\] do not fit the feature map: 4 x 4 features of a 64 x 64'):
+        model.loss(*make_batch(model))
+    synthetic_cfg.model.aux_head = dict(aux_fcos_head(), strides=[16, 32], regress_ranges=((-1, 32), (32, 1e8)))
+    with pytest.raises(ValueError, match='exactly one entry in strides'):
+        build_model(synthetic_cfg)
+    synthetic_cfg.model.aux_head = aux_fcos_head(num_classes=80)
+    with pytest.raises(ValueError, match='aux_head num_classes \\(80\\) must equal the tokenizer\'s \\(4\\)'):
+        build_model(synthetic_cfg)

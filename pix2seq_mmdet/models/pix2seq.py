@@ -7,7 +7,7 @@ from mmdet.models.detectors.base import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..engine.loss_guard import guarded_log_vars
 from .transformer import MemoryProjection, Pix2SeqEncoder
@@ -24,6 +24,7 @@ class Pix2Seq(BaseDetector):
         memory_mask (B, S) or None
         memory -> head.loss (teacher forcing on sequences built from gt_instances) | head.predict (autoregressive
         decoding) -> DetDataSample
+        training only, with aux_head: encoder output (B, S, C) -> (B, C, h, w) -> aux_head.loss (dense boxes)
 
     Args:
         backbone (dict): Backbone config (e.g. mmdet ``ResNet``).
@@ -42,6 +43,13 @@ class Pix2Seq(BaseDetector):
         memory_positional_encoding (dict, optional): The positions ``memory_proj`` adds, of the decoder width, as
             the official code computes a second code for the decoder side.  Default: the encoder's positions, which
             needs equal widths.
+        aux_head (dict, optional): A dense mmdet detection head (e.g. ``FCOSHead`` with one level, ``strides``
+            the feature map's stride) trained on the encoder output reshaped to the feature map, beside the sequence
+            loss, as Co-DETR's collaborative auxiliary heads (Zong et al., ICCV 2023): every memory token learns the
+            class and box of the objects around it from the first step, which the decoder's cross-attention then
+            reads.  Training only: prediction, export and the checkpoint's use at inference ignore it, and its
+            losses are logged with an ``aux_`` prefix.  ``num_classes``, ``in_channels`` and ``feat_channels``
+            default to the tokenizer's classes and the encoder width.  Default None: the paper's model.
         mask_padding (bool): Keep the encoder and the decoder's cross-attention off the padding around each image
             (DETR's way). False (default): attend to the whole padded frame, as the official code does.
         train_cfg (dict, optional): The head's sequence augmentation options.
@@ -53,7 +61,7 @@ class Pix2Seq(BaseDetector):
 
     def __init__(self, backbone: ConfigType, neck: ConfigType, encoder: ConfigType, positional_encoding: ConfigType,
                  head: ConfigType, memory_proj: OptConfigType = None, mask_padding: bool = False,
-                 memory_positional_encoding: OptConfigType = None,
+                 memory_positional_encoding: OptConfigType = None, aux_head: OptConfigType = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None, data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
@@ -70,12 +78,28 @@ class Pix2Seq(BaseDetector):
         self.memory_proj = MemoryProjection(self.encoder.embed_dims, self.head.embed_dims, **memory_proj)
         self.memory_positional_encoding = (None if memory_positional_encoding is None else
                                            MODELS.build(memory_positional_encoding))
+        self.aux_head = None if aux_head is None else self._build_aux_head(aux_head)
         widths_differ = self.encoder.embed_dims != self.head.embed_dims
         if self.memory_proj.uses_positions and widths_differ and self.memory_positional_encoding is None:
             raise ValueError(f'memory_proj mode {self.memory_proj.mode!r} adds the encoder\'s positions to the '
                              f'decoder memory, so the encoder width ({self.encoder.embed_dims}) must equal the '
                              f'head\'s embed_dims ({self.head.embed_dims}); use mode \'linear\' or set '
                              'memory_positional_encoding otherwise')
+
+    def _build_aux_head(self, aux_head: ConfigType) -> nn.Module:
+        """The auxiliary head, its classes and widths defaulting to the tokenizer's classes and the encoder width."""
+        aux_head = dict(aux_head)
+        num_classes = self.head.tokenizer.num_classes
+        if aux_head.setdefault('num_classes', num_classes) != num_classes:
+            raise ValueError(f'aux_head num_classes ({aux_head["num_classes"]}) must equal the tokenizer\'s '
+                             f'({num_classes}); leave it out to take the tokenizer\'s')
+        for key in ('in_channels', 'feat_channels'):
+            aux_head.setdefault(key, self.encoder.embed_dims)
+        head = MODELS.build(aux_head)
+        if len(getattr(head, 'strides', ())) != 1:
+            raise ValueError('aux_head reads the single encoder feature map, so it needs exactly one entry in '
+                             f'strides (the feature stride), got {getattr(head, "strides", None)!r}')
+        return head
 
     def extract_feat(self, batch_inputs: Tensor) -> Tensor:
         """(B, 3, H, W) images -> (B, D, h, w) projected feature map (the neck's last level)."""
@@ -92,6 +116,12 @@ class Pix2Seq(BaseDetector):
             tuple: ``memory`` (B, h * w, D) and ``memory_mask`` (B, h * w) bool, True at positions that only
             cover padding (None unless ``mask_padding`` and some image of the batch is padded).
         """
+        encoded, memory_positions, memory_mask = self._run_encoder(feature, batch_data_samples)
+        return self.memory_proj(encoded, memory_positions), memory_mask
+
+    def _run_encoder(self, feature: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """(B, C, h, w) feature -> encoder output (B, h * w, C), the positions ``memory_proj`` adds (B, h * w, D)
+        and ``memory_mask`` (see :meth:`forward_encoder`)."""
         batch_size, _, feat_h, feat_w = feature.shape
         if self.mask_padding:
             batch_h, batch_w = batch_data_samples[0].metainfo['batch_input_shape']
@@ -109,14 +139,34 @@ class Pix2Seq(BaseDetector):
         memory_positions = positions
         if self.memory_positional_encoding is not None:
             memory_positions = self.memory_positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
-        return self.memory_proj(self.encoder(tokens, memory_mask), memory_positions), memory_mask
+        return self.encoder(tokens, memory_mask), memory_positions, memory_mask
 
     def _encode(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor]]:
         return self.forward_encoder(self.extract_feat(batch_inputs), batch_data_samples)
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """Teacher-forced loss on the sequences the head builds from the samples' ``gt_instances``."""
-        return self.head.loss(*self._encode(batch_inputs, batch_data_samples), batch_data_samples)
+        """Teacher-forced loss on the sequences the head builds from the samples' ``gt_instances``, plus the
+        auxiliary head's losses (``aux_`` prefix) when there is one."""
+        feature = self.extract_feat(batch_inputs)
+        encoded, memory_positions, memory_mask = self._run_encoder(feature, batch_data_samples)
+        losses = self.head.loss(self.memory_proj(encoded, memory_positions), memory_mask, batch_data_samples)
+        if self.aux_head is not None:
+            losses.update(self._aux_loss(encoded, feature.shape, batch_data_samples))
+        return losses
+
+    def _aux_loss(self, encoded: Tensor, feature_shape: torch.Size,
+                  batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """The auxiliary dense head's losses on the encoder output (B, h * w, C) laid out as (B, C, h, w)."""
+        batch_size, channels, feat_h, feat_w = feature_shape
+        stride = self.aux_head.strides[0]
+        stride_h, stride_w = stride if isinstance(stride, (tuple, list)) else (stride, stride)
+        batch_h, batch_w = batch_data_samples[0].metainfo['batch_input_shape']
+        if (feat_h * stride_h, feat_w * stride_w) != (batch_h, batch_w):
+            raise ValueError(f'aux_head strides {self.aux_head.strides} do not fit the feature map: {feat_h} x '
+                             f'{feat_w} features of a {batch_h} x {batch_w} input have stride '
+                             f'{batch_h / feat_h:g} x {batch_w / feat_w:g}')
+        feature_map = encoded.transpose(1, 2).reshape(batch_size, channels, feat_h, feat_w)
+        return {f'aux_{name}': value for name, value in self.aux_head.loss((feature_map, ), batch_data_samples).items()}
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
         """Decode detections; returns the data samples with ``pred_instances`` (bboxes, scores, labels)."""
