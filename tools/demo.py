@@ -2,8 +2,8 @@
 (through mmdet's DetInferencer).
 
 Example:
-    python tools/demo.py data/synthetic/val configs/pix2seq_r18-tiny_1xb16_32e_synthetic-112.py \
-        work_dirs/synthetic-easy/epoch_32.pth --out-dir work_dirs/demo --score-thr 0.3
+    python tools/demo.py data/synthetic/val configs/pix2seq_r18-tiny_1xb16_30e_synthetic-112.py \
+        work_dirs/synthetic-easy/epoch_30.pth --out-dir work_dirs/demo --score-thr 0.3
 """
 import argparse
 import os.path as osp

@@ -1,7 +1,7 @@
 """Evaluate a Pix2Seq checkpoint with the config's evaluator (COCO bbox mAP via mmdet's CocoMetric).
 
 Examples:
-    python tools/test.py configs/pix2seq_r18-tiny_1xb16_32e_synthetic-112.py work_dirs/synthetic-easy/epoch_32.pth
+    python tools/test.py configs/pix2seq_r18-tiny_1xb16_30e_synthetic-112.py work_dirs/synthetic-easy/epoch_30.pth
     tools/dist_test.sh configs/pix2seq_r50_8xb4_300e_coco.py pix2seq_r50.pth 8 --show-dir vis
 """
 import argparse

@@ -2,7 +2,7 @@
 mmdet's CocoMetric), as tools/test.py evaluates the PyTorch checkpoint.
 
 Example:
-    python tools/deployment/onnx_test.py configs/pix2seq_r18-tiny_1xb16_32e_synthetic-112.py work_dirs/onnx \
+    python tools/deployment/onnx_test.py configs/pix2seq_r18-tiny_1xb16_30e_synthetic-112.py work_dirs/onnx \
         --decoder int8
 """
 import argparse

@@ -4,8 +4,8 @@ The graphs are checked with onnx.checker and run with ONNX Runtime against PyTor
 1e-4) before the command reports success.  What the files contain: pix2seq_mmdet/deploy/export.py, docs/deployment.md.
 
 Example:
-    python tools/deployment/pytorch2onnx.py configs/pix2seq_r18-tiny_1xb16_32e_synthetic-112.py \
-        work_dirs/synthetic-easy/epoch_32.pth --out-dir work_dirs/onnx --int8
+    python tools/deployment/pytorch2onnx.py configs/pix2seq_r18-tiny_1xb16_30e_synthetic-112.py \
+        work_dirs/synthetic-easy/epoch_30.pth --out-dir work_dirs/onnx --int8
 """
 import argparse
 import json
