@@ -113,6 +113,7 @@ train_cfg = dict(max_epochs=1, val_interval=1)
     assert runner.iter == 1
     model = runner.model
     assert model.head.tokenizer.num_classes == 3 and model.head.token_embed.num_embeddings == 4 + 3 + 128
+    assert model.aux_head.num_classes == 3  # the auxiliary head takes the tokenizer's classes
     batch = next(iter(runner.test_dataloader))
     data = model.data_preprocessor(copy.deepcopy(batch), False)
     tokens, class_probs = model.head.generate(*model._encode(data['inputs'], data['data_samples']))
