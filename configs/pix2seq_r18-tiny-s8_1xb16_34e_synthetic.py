@@ -2,14 +2,9 @@
 # main recipe's time: the finer map that the hard preset's small objects need.
 _base_ = './pix2seq_r18-tiny_1xb16_44e_synthetic.py'
 max_epochs = 34
-warmup_iters = 200
 model = dict(
     backbone=dict(num_stages=2, strides=(1, 2), dilations=(1, 1), out_indices=(1, )),
     neck=dict(in_channels=[64]))
 train_cfg = dict(max_epochs=max_epochs)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='LinearLR', start_factor=1.0, end_factor=0.01, by_epoch=True, begin=0, end=max_epochs,
-         convert_to_iter_based=True)
-]
+param_scheduler = [_base_.param_scheduler[0], dict(_base_.param_scheduler[1], end=max_epochs)]
 default_hooks = dict(checkpoint=dict(interval=max_epochs))

@@ -58,15 +58,8 @@ def test_padding_is_attended_unless_mask_padding(synthetic_cfg):
     assert not memory_mask[0].view(feature_rows, -1)[:feature_rows // 2].any() and not memory_mask[1].any()
 
 
-def aux_fcos_head(stride=16, **kwargs):
-    """A one-level mmdet FCOS head on the encoder output, as the auxiliary-head configs build it."""
-    return dict(type='FCOSHead', stacked_convs=0, strides=[stride], regress_ranges=((-1, 1e8), ), norm_on_bbox=True,
-                centerness_on_reg=True, center_sampling=True, **kwargs)
-
-
 def test_aux_head_trains_the_encoder_and_leaves_prediction_alone(synthetic_cfg):
-    synthetic_cfg = copy.deepcopy(synthetic_cfg)
-    synthetic_cfg.model.aux_head = aux_fcos_head()
+    """The main recipe's auxiliary head (its `aux_fcos_head` at stride 16)."""
     torch.manual_seed(0)
     model = build_model(synthetic_cfg)
     inputs, samples = make_batch(model)
@@ -98,13 +91,14 @@ def test_aux_head_trains_the_encoder_and_leaves_prediction_alone(synthetic_cfg):
 
 def test_aux_head_stride_must_fit_the_feature_map(synthetic_cfg):
     synthetic_cfg = copy.deepcopy(synthetic_cfg)
-    synthetic_cfg.model.aux_head = aux_fcos_head(stride=8)  # the synthetic model's features have stride 16
+    synthetic_cfg.model.aux_head = dict(synthetic_cfg.aux_fcos_head, strides=[8])  # the features have stride 16
     model = build_model(synthetic_cfg)
     with pytest.raises(ValueError, match='strides \\[8\\] do not fit the feature map: 4 x 4 features of a 64 x 64'):
         model.loss(*make_batch(model))
-    synthetic_cfg.model.aux_head = dict(aux_fcos_head(), strides=[16, 32], regress_ranges=((-1, 32), (32, 1e8)))
+    synthetic_cfg.model.aux_head = dict(synthetic_cfg.aux_fcos_head, strides=[16, 32],
+                                        regress_ranges=((-1, 32), (32, 1e8)))
     with pytest.raises(ValueError, match='exactly one entry in strides'):
         build_model(synthetic_cfg)
-    synthetic_cfg.model.aux_head = aux_fcos_head(num_classes=80)
+    synthetic_cfg.model.aux_head = dict(synthetic_cfg.aux_fcos_head, strides=[16], num_classes=80)
     with pytest.raises(ValueError, match='aux_head num_classes \\(80\\) must equal the tokenizer\'s \\(4\\)'):
         build_model(synthetic_cfg)
