@@ -1,19 +1,28 @@
 """Pix2Seq for MMDetection 3.x.
 
-Importing the package registers its models, datasets and hooks in mmdet's registries (configs do it with
-``custom_imports``) and changes nothing else.  Local checkpoints written by mmengine load on torch >= 2.6 once
-:mod:`pix2seq_mmdet.engine.checkpoint_loader` is imported too, which the configs' runtime does explicitly.
+The configs register the package's modules in mmdet's registries by importing its submodules through
+``custom_imports`` (``pix2seq_mmdet.models``, ``pix2seq_mmdet.datasets``, ``pix2seq_mmdet.engine``); importing the
+package itself imports nothing, so that the torch-free ONNX runtime (``pix2seq_mmdet.deploy.runtime``) loads without
+torch or mmdet.  The names below load their submodule on first use.  Local checkpoints written by mmengine load on
+torch >= 2.6 once :mod:`pix2seq_mmdet.engine.checkpoint_loader` is imported too, which the configs' runtime does
+explicitly.
 """
-from .datasets import BatchRepeatSampler, CachedLoadImageFromFile, Pix2SeqCocoDataset
-from .engine import AtomicCheckpointHook, ConsistencyCheckHook, MergedParamGroupsConstructor, RandomStateHook
-from .models import (DecodingCache, DecodingConfig, Pix2Seq, Pix2SeqDataPreprocessor, Pix2SeqHead, Pix2SeqTokenizer,
-                     SequenceAugmentation, decode_sequences)
+import importlib
 
 __version__ = '0.2.0'
 
-__all__ = [
-    'Pix2Seq', 'Pix2SeqHead', 'Pix2SeqDataPreprocessor', 'Pix2SeqTokenizer', 'SequenceAugmentation',
-    'BatchRepeatSampler', 'DecodingConfig', 'DecodingCache', 'decode_sequences', 'Pix2SeqCocoDataset',
-    'CachedLoadImageFromFile', 'AtomicCheckpointHook', 'ConsistencyCheckHook', 'MergedParamGroupsConstructor',
-    'RandomStateHook'
-]
+_SUBMODULE_OF = {
+    'Pix2Seq': 'models', 'Pix2SeqHead': 'models', 'Pix2SeqDataPreprocessor': 'models', 'Pix2SeqTokenizer': 'models',
+    'SequenceAugmentation': 'models', 'DecodingConfig': 'models', 'DecodingCache': 'models',
+    'decode_sequences': 'models', 'BatchRepeatSampler': 'datasets', 'Pix2SeqCocoDataset': 'datasets',
+    'CachedLoadImageFromFile': 'datasets', 'AtomicCheckpointHook': 'engine', 'ConsistencyCheckHook': 'engine',
+    'MergedParamGroupsConstructor': 'engine', 'RandomStateHook': 'engine'
+}
+
+__all__ = list(_SUBMODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _SUBMODULE_OF:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(importlib.import_module(f'.{_SUBMODULE_OF[name]}', __name__), name)

@@ -20,6 +20,20 @@ def build_model(cfg, max_objects=6, **test_cfg):
     return model
 
 
+def widen_decoder(model, seed=1):
+    """Draw the head's weights and embeddings with a larger spread than the initialisation's (std 0.02), so that a
+    randomly initialised decoder's greedy sequences vary with the position and the image instead of repeating one
+    token."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for module in model.head.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.normal_(0, 0.2)
+        model.head.pos_embed.weight.normal_(0, 1.0)
+        model.head.token_embed.weight.normal_(0, 0.3)
+    return model
+
+
 def make_batch(model, batch_size=2, seed=0):
     """Random images and data samples with three ground-truth objects each, as the data preprocessor leaves them
     (boxes as plain tensors: mmdet's ``boxtype2tensor``)."""
@@ -41,7 +55,7 @@ def decode(model, inputs, samples, seed=None, **test_cfg):
     """``model.head.generate`` on the encoded batch with ``test_cfg`` changes."""
     cfg = {**vars(model.head.decoding_cfg), **test_cfg}
     model.head.decoding_cfg = DecodingConfig(**cfg)
-    memory, memory_mask = model._encode(inputs, samples)
+    memory, memory_mask = model.encode(inputs, samples)
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     with torch.no_grad():
         return model.head.generate(memory, memory_mask, generator)

@@ -89,7 +89,7 @@ def test_beam_search_finds_a_sequence_at_least_as_likely_as_greedy(synthetic_cfg
     inputs, samples = make_batch(model, batch_size=2)
 
     def mean_log_prob(tokens):
-        memory, memory_mask = model._encode(inputs, samples)
+        memory, memory_mask = model.encode(inputs, samples)
         bos = torch.full((2, 1), model.head.tokenizer.BOS)
         with torch.no_grad():
             logits = model.head(memory, memory_mask, torch.cat([bos, tokens[:, :-1]], dim=1))

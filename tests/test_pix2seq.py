@@ -3,7 +3,9 @@ import copy
 
 import pytest
 import torch
-from model_utils import IMAGE_SIZE, build_model, make_batch
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData
+from model_utils import IMAGE_SIZE, build_model, decode, make_batch, widen_decoder
 
 
 def test_loss_shapes_and_gradients_reach_every_part(synthetic_cfg):
@@ -48,11 +50,11 @@ def test_padding_is_attended_unless_mask_padding(synthetic_cfg):
     model = build_model(synthetic_cfg).eval()
     inputs, samples = make_batch(model)
     samples[0].set_metainfo(dict(img_shape=(32, 64)))  # the lower half of the first image is padding
-    _, memory_mask = model._encode(inputs, samples)
+    _, memory_mask = model.encode(inputs, samples)
     assert memory_mask is None
     synthetic_cfg.model.mask_padding = True
     model = build_model(synthetic_cfg).eval()
-    _, memory_mask = model._encode(inputs, samples)
+    _, memory_mask = model.encode(inputs, samples)
     feature_rows = memory_mask.shape[1] // (IMAGE_SIZE // 16)
     assert memory_mask[0].view(feature_rows, -1)[feature_rows // 2:].all()
     assert not memory_mask[0].view(feature_rows, -1)[:feature_rows // 2].any() and not memory_mask[1].any()
@@ -71,6 +73,7 @@ def test_aux_head_trains_the_encoder_and_leaves_prediction_alone(synthetic_cfg):
     sum(value for name, value in losses.items() if name.startswith('aux_')).backward()
     assert model.encoder.norm.weight.grad.abs().sum() > 0 and model.backbone.conv1.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.head.parameters())
+    widen_decoder(model)  # varied greedy tokens for the comparison below
     # without the auxiliary head's weights the same model gives the same sequence loss and the same detections
     plain_cfg = copy.deepcopy(synthetic_cfg)
     plain_cfg.model.aux_head = None
@@ -81,12 +84,15 @@ def test_aux_head_trains_the_encoder_and_leaves_prediction_alone(synthetic_cfg):
     torch.manual_seed(1)
     assert plain.loss(inputs, samples)['loss'].item() == pytest.approx(aux_loss.item(), abs=1e-6)
     model.eval(), plain.eval()
-    with torch.no_grad():
-        detections = model.predict(inputs, copy.deepcopy(samples))
-        plain_detections = plain.predict(inputs, copy.deepcopy(samples))
-    for ours, theirs in zip(detections, plain_detections):
-        assert torch.equal(ours.pred_instances.bboxes, theirs.pred_instances.bboxes)
-        assert torch.equal(ours.pred_instances.scores, theirs.pred_instances.scores)
+    torch.manual_seed(2)
+    logits = model(inputs, samples, mode='tensor')
+    torch.manual_seed(2)
+    assert torch.equal(plain(inputs, samples, mode='tensor'), logits)
+    # greedy decoding of every slot
+    tokens, class_probs = decode(model, inputs, samples, strategy='greedy')
+    plain_tokens, plain_class_probs = decode(plain, inputs, samples, strategy='greedy')
+    assert torch.equal(tokens, plain_tokens) and torch.equal(class_probs, plain_class_probs)
+    assert len(tokens.unique()) > 3 and class_probs.sum() > 0
 
 
 def test_aux_head_stride_must_fit_the_feature_map(synthetic_cfg):
@@ -95,6 +101,24 @@ def test_aux_head_stride_must_fit_the_feature_map(synthetic_cfg):
     model = build_model(synthetic_cfg)
     with pytest.raises(ValueError, match='strides \\[8\\] do not fit the feature map: 4 x 4 features of a 64 x 64'):
         model.loss(*make_batch(model))
+
+
+def test_aux_head_fits_a_frame_that_is_not_a_multiple_of_the_stride(synthetic_cfg):
+    """The documented COCO setting at 1333 px: ceil(1333 / 16) = 84 features per side at stride 16 (a ResNet's
+    strided convolutions round up), which the stride check accepts; the losses are finite."""
+    synthetic_cfg = copy.deepcopy(synthetic_cfg)
+    synthetic_cfg.model.data_preprocessor.pad_size = (1333, 1333)
+    learned = synthetic_cfg.model.positional_encoding.encodings[1]
+    learned.row_num_embed = learned.col_num_embed = 84
+    model = build_model(synthetic_cfg)
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.rand(1, 3, 1333, 1333, generator=generator)
+    sample = DetDataSample(metainfo=dict(img_shape=(1333, 1333), pad_shape=(1333, 1333),
+                                         batch_input_shape=(1333, 1333)))
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[100., 200., 700., 900.]]), labels=torch.tensor([1]))
+    assert model.extract_feat(inputs).shape[-2:] == (84, 84)
+    losses = model.loss(inputs, [sample])
+    assert all(torch.isfinite(losses[name]) for name in ('loss', 'aux_loss_cls', 'aux_loss_bbox'))
     synthetic_cfg.model.aux_head = dict(synthetic_cfg.aux_fcos_head, strides=[16, 32],
                                         regress_ranges=((-1, 32), (32, 1e8)))
     with pytest.raises(ValueError, match='exactly one entry in strides'):

@@ -1,5 +1,8 @@
 """SequenceAugmentation: the training sequences the head builds from a batch's data samples."""
 import copy
+import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -7,6 +10,8 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes, get_box_tensor
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData
+
+from conftest import REPO_ROOT
 
 from pix2seq_mmdet.models import Pix2SeqTokenizer, SequenceAugmentation
 from pix2seq_mmdet.models.tokenizer import TOKENS_PER_OBJECT
@@ -242,25 +247,52 @@ def test_config_batch_becomes_sequences_and_a_finite_loss(synthetic_cfg, synthet
     assert torch.isfinite(model(**data, mode='loss')['loss'])
 
 
-def test_sequence_boxes_match_the_flipped_annotations(synthetic_cfg, synthetic_root):
-    """The real tokens encode the boxes after mmdet's geometric transforms (here flips)."""
+@pytest.fixture(scope='module')
+def varied_root(tmp_path_factory):
+    """A few images of the varied preset: each its own size and aspect, resized into the 128-px frame and padded."""
+    root = tmp_path_factory.mktemp('synthetic_varied')
+    subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / 'generate_synthetic.py'), '--preset', 'varied',
+                    '--out-dir', str(root), '--num-train', '12', '--num-val', '2', '--seed', '5'], check=True,
+                   capture_output=True)
+    return root
+
+
+def test_sequence_boxes_are_the_annotations_resized_and_flipped(synthetic_cfg, varied_root):
+    """The real tokens encode the file's annotations as mmdet's transforms leave them: scaled into the frame, and
+    mirrored across the resized image (not the padded frame) when the pipeline flipped it; the expected boxes are
+    computed here by hand from the COCO file and the ``scale_factor`` / ``flip`` metainfo."""
     from mmdet.registry import MODELS
-    dataloader = Runner.build_dataloader(synthetic_dataloader_cfg(synthetic_cfg, synthetic_root, batch_size=8),
-                                         seed=1)
+    coco = json.loads((varied_root / 'annotations' / 'instances_train.json').read_text())
+    boxes_of = {}
+    for annotation in coco['annotations']:
+        x, y, w, h = annotation['bbox']
+        boxes_of.setdefault(annotation['image_id'], []).append([x, y, x + w, y + h])
+    dataloader = Runner.build_dataloader(synthetic_dataloader_cfg(synthetic_cfg, varied_root, batch_size=4), seed=1)
     model = MODELS.build(copy.deepcopy(synthetic_cfg.model))
     tokenizer = model.head.tokenizer
-    checked = 0
-    for batch in dataloader:
-        samples = model.data_preprocessor(batch, training=True)['data_samples']
-        _, target_tokens, _ = model.head.sequence_augmentation(samples)
-        for sample, target in zip(samples, target_tokens):
-            boxes = get_box_tensor(sample.gt_instances.bboxes)
-            if len(boxes) == 0:
-                continue
-            slots = target[:TOKENS_PER_OBJECT * len(boxes)].view(-1, TOKENS_PER_OBJECT)
-            xyxy = tokenizer.denormalize_boxes(tokenizer.dequantize(slots[:, :4]), (128, 128))
-            # every encoded box is one of the (possibly flipped) ground-truth boxes, within half a bin
-            distance = (xyxy[:, None, :] - boxes[None]).abs().amax(-1).min(1).values
-            assert torch.all(distance <= 0.5 * 128 / (tokenizer.num_bins - 1) + 1e-3)
-            checked += 1
-    assert checked > 8
+    frame = model.data_preprocessor.pad_size
+    half_bin = 0.5 * max(frame) / (tokenizer.num_bins - 1) + 1e-3
+    flipped = padded = 0
+    for _ in range(3):  # epochs: other flips
+        for batch in dataloader:
+            samples = model.data_preprocessor(batch, training=True)['data_samples']
+            _, target_tokens, _ = model.head.sequence_augmentation(samples)
+            for sample, target in zip(samples, target_tokens):
+                img_h, img_w = sample.metainfo['img_shape'][:2]
+                expected = torch.tensor(boxes_of.get(sample.metainfo['img_id'], []), dtype=torch.float32)
+                expected = expected.reshape(-1, 4) * torch.tensor(sample.metainfo['scale_factor']).repeat(2)
+                if sample.metainfo['flip']:
+                    assert sample.metainfo['flip_direction'] == 'horizontal'
+                    expected = torch.stack([img_w - expected[:, 2], expected[:, 1], img_w - expected[:, 0],
+                                            expected[:, 3]], dim=1)
+                    flipped += 1
+                padded += (img_h, img_w) != tuple(frame)
+                assert len(sample.gt_instances) == len(expected)
+                if len(expected) == 0:
+                    continue
+                slots = target[:TOKENS_PER_OBJECT * len(expected)].view(-1, TOKENS_PER_OBJECT)
+                encoded = tokenizer.denormalize_boxes(tokenizer.dequantize(slots[:, :4]), frame)
+                # every annotation is encoded once (in the sequence's order), within half a bin
+                distance = (encoded[:, None, :] - expected[None]).abs().amax(-1)
+                assert torch.all(distance.min(1).values <= half_bin) and torch.all(distance.min(0).values <= half_bin)
+    assert flipped >= 4 and padded >= 12

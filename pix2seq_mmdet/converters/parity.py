@@ -30,16 +30,14 @@ def reference_outputs(model: torch.nn.Module, reference: Dict[str, np.ndarray]) 
     sample = DetDataSample(metainfo=dict(img_shape=unpadded, pad_shape=(height, width),
                                          batch_input_shape=(height, width), ori_shape=unpadded))
     captured = {}
-    hooks = [model.neck.register_forward_hook(lambda module, args, out: captured.update(neck=out[-1])),
-             model.encoder.register_forward_hook(lambda module, args, out: captured.update(encoder=out))]
+    hook = model.neck.register_forward_hook(lambda module, args, out: captured.update(neck=out[-1]))
     try:
         features = model.backbone(image)
-        memory, memory_mask = model.forward_encoder(model.neck(features)[-1], [sample])
+        memory, memory_mask, encoded = model.forward_encoder(model.neck(features)[-1], [sample])
     finally:
-        for hook in hooks:
-            hook.remove()
+        hook.remove()
     outputs = dict(backbone_feature=features[-1][0].permute(1, 2, 0),
-                   stem_ln_out=captured['neck'][0].flatten(1).t(), encoder_output=captured['encoder'][0],
+                   stem_ln_out=captured['neck'][0].flatten(1).t(), encoder_output=encoded[0],
                    memory=memory[0])
     bos = torch.full((1, 1), head.tokenizer.BOS, dtype=torch.long)
     cache = head.init_cache(memory, memory_mask)

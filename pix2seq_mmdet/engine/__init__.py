@@ -1,4 +1,4 @@
-"""Runner plumbing: hooks (atomic checkpoints, model/data/checkpoint checks, random-state resume), the loss guard and
+"""Runner plumbing: hooks (atomic checkpoints, model/data/checkpoint checks, random-state resume) and
 the optimiser constructor that merges equal parameter groups.
 
 The local checkpoint loader (:mod:`.checkpoint_loader`) is not imported here: it replaces mmengine's loader for

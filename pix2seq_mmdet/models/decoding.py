@@ -86,41 +86,51 @@ class DecodingConfig:
 
 
 class DecodingCache:
-    """Preallocated per-layer buffers for incremental decoding.
+    """Per-layer buffers for incremental decoding.
 
     Before each decoder step :meth:`seek` places the step's tokens; each layer then calls :meth:`extend` to write
     their self-attention keys/values into its buffers and read back what its queries attend to.  The position is
     either a Python ``int`` (attention reads the filled prefix, no more) or, for *static shapes*, a (1,) int64 tensor
     on the buffers' device: every step then has the same shapes and touches the same buffers (attention reads the
     whole buffer under a causal mask; buffers start zeroed so that unwritten entries are finite), which is what a CUDA
-    graph and a compiled step need (:class:`StaticStep`).
+    graph and a compiled step need (:class:`StaticStep`).  :meth:`allocate` makes the zeroed buffers; the ONNX export
+    passes its graph inputs as the buffers and overrides :meth:`extend` to write them functionally.
 
     Args:
         memory_key_value (list[tuple]): Per decoder layer, cross-attention keys and values of the encoder memory,
             each (N, H, S, Dh), projected once before the first step.
         memory_attn_mask (Tensor, optional): bool (N, 1, 1, S), True for valid memory positions.
-        num_layers (int), num_heads (int), head_dims (int), max_len (int): Self-attention buffer geometry; each
-            buffer is (N, H, max_len, Dh) of the memory's dtype and device.
+        self_key_value (list[tuple]): Per decoder layer, the self-attention key and value buffers, each
+            (N, H, max_len, Dh).
     """
 
     def __init__(self, memory_key_value: List[Tuple[Tensor, Tensor]], memory_attn_mask: Optional[Tensor],
-                 num_layers: int, num_heads: int, head_dims: int, max_len: int) -> None:
+                 self_key_value: List[Tuple[Tensor, Tensor]]) -> None:
         self.memory_key_value = memory_key_value
         self.memory_attn_mask = memory_attn_mask
-        reference = memory_key_value[0][0]
-        shape = (reference.shape[0], num_heads, max_len, head_dims)
-        self.self_key_value = [(reference.new_zeros(shape), reference.new_zeros(shape)) for _ in range(num_layers)]
-        self.key_positions = torch.arange(max_len, device=reference.device)
+        self.self_key_value = list(self_key_value)
+        max_len = self.self_key_value[0][0].shape[2]
+        self.key_positions = torch.arange(max_len, device=self.self_key_value[0][0].device)
         self.positions = self.key_positions[:1]
         self.window = 1
         self.attn_mask: Optional[Tensor] = None
+
+    @classmethod
+    def allocate(cls, memory_key_value: List[Tuple[Tensor, Tensor]], memory_attn_mask: Optional[Tensor],
+                 num_heads: int, head_dims: int, max_len: int) -> 'DecodingCache':
+        """A cache with zeroed (N, H, max_len, Dh) buffers of the memory's dtype and device, one key and one value
+        buffer per layer of ``memory_key_value``."""
+        reference = memory_key_value[0][0]
+        shape = (reference.shape[0], num_heads, max_len, head_dims)
+        buffers = [(reference.new_zeros(shape), reference.new_zeros(shape)) for _ in memory_key_value]
+        return cls(memory_key_value, memory_attn_mask, buffers)
 
     def seek(self, position: Union[int, Tensor], num_tokens: int) -> None:
         """Place the next step's ``num_tokens`` tokens at ``position``, ``position + 1``, ... (an ``int``, or a (1,)
         int64 device tensor for static shapes); sets ``positions`` (T,), the attended ``window`` and the causal
         ``attn_mask`` (T, window), True where a query may attend (None for one token in the dynamic case)."""
         if isinstance(position, Tensor):
-            self.positions = position + self.key_positions[:num_tokens]
+            self.positions = position if num_tokens == 1 else position + self.key_positions[:num_tokens]
             self.window = self.key_positions.shape[0]
         else:
             self.positions = self.key_positions[position:position + num_tokens]

@@ -1,4 +1,5 @@
 """The Pix2Seq detector: backbone -> projection neck -> Transformer encoder -> sequence head."""
+import math
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -9,7 +10,7 @@ from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor, nn
 
-from ..engine.loss_guard import guarded_log_vars
+from .loss_guard import guarded_log_vars
 from .transformer import MemoryProjection, Pix2SeqEncoder
 
 
@@ -19,9 +20,10 @@ class Pix2Seq(BaseDetector):
 
     Data flow (B images, feature map h x w, S = h * w, C encoder width, D decoder width)::
 
-        batch_inputs (B, 3, H, W) -> backbone -> neck -> feature (B, C, h, w)
-        feature + 2-D positions -> flatten -> encoder (B, S, C) -> memory_proj (+ positions) -> memory (B, S, D),
-        memory_mask (B, S) or None
+        extract_feat:     batch_inputs (B, 3, H, W) -> backbone -> neck -> feature (B, C, h, w)
+        forward_encoder:  feature + 2-D positions -> flatten -> encoder (B, S, C) -> memory_proj (+ positions)
+                          -> memory (B, S, D), memory_mask (B, S) or None
+        (encode = extract_feat, then forward_encoder)
         memory -> head.loss (teacher forcing on sequences built from gt_instances) | head.predict (autoregressive
         decoding) -> DetDataSample
         training only, with aux_head: encoder output (B, S, C) -> (B, C, h, w) -> aux_head.loss (dense boxes)
@@ -105,23 +107,19 @@ class Pix2Seq(BaseDetector):
         """(B, 3, H, W) images -> (B, D, h, w) projected feature map (the neck's last level)."""
         return self.neck(self.backbone(batch_inputs))[-1]
 
-    def forward_encoder(self, feature: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor]]:
+    def forward_encoder(self, feature: Tensor,
+                        batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor], Tensor]:
         """Encode the feature map and project it for the decoder.
 
         Args:
-            feature (Tensor): (B, C, h, w).
+            feature (Tensor): (B, C, h, w), :meth:`extract_feat`'s output.
             batch_data_samples (list[DetDataSample]): For ``img_shape`` and ``batch_input_shape``.
 
         Returns:
-            tuple: ``memory`` (B, h * w, D) and ``memory_mask`` (B, h * w) bool, True at positions that only
-            cover padding (None unless ``mask_padding`` and some image of the batch is padded).
+            tuple: ``memory`` (B, h * w, D), the decoder's input; ``memory_mask`` (B, h * w) bool, True at positions
+            that only cover padding (None unless ``mask_padding`` and some image of the batch is padded); and the
+            encoder output (B, h * w, C) before the projection (what the auxiliary head reads).
         """
-        encoded, memory_positions, memory_mask = self._run_encoder(feature, batch_data_samples)
-        return self.memory_proj(encoded, memory_positions), memory_mask
-
-    def _run_encoder(self, feature: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-        """(B, C, h, w) feature -> encoder output (B, h * w, C), the positions ``memory_proj`` adds (B, h * w, D)
-        and ``memory_mask`` (see :meth:`forward_encoder`)."""
         batch_size, _, feat_h, feat_w = feature.shape
         if self.mask_padding:
             batch_h, batch_w = batch_data_samples[0].metainfo['batch_input_shape']
@@ -135,33 +133,40 @@ class Pix2Seq(BaseDetector):
             mask = torch.zeros(batch_size, feat_h, feat_w, dtype=torch.bool, device=feature.device)
             memory_mask = None
         positions = self.positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
-        tokens = feature.flatten(2).transpose(1, 2) + positions
+        encoded = self.encoder(feature.flatten(2).transpose(1, 2) + positions, memory_mask)
         memory_positions = positions
         if self.memory_positional_encoding is not None:
             memory_positions = self.memory_positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
-        return self.encoder(tokens, memory_mask), memory_positions, memory_mask
+        return self.memory_proj(encoded, memory_positions), memory_mask, encoded
 
-    def _encode(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor]]:
-        return self.forward_encoder(self.extract_feat(batch_inputs), batch_data_samples)
+    def encode(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor]]:
+        """(B, 3, H, W) images -> the decoder's ``memory`` (B, S, D) and ``memory_mask`` (B, S) or None
+        (:meth:`extract_feat`, then :meth:`forward_encoder`): what the head's ``loss``, ``predict``, ``generate``
+        and ``init_cache`` take."""
+        memory, memory_mask, _ = self.forward_encoder(self.extract_feat(batch_inputs), batch_data_samples)
+        return memory, memory_mask
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Teacher-forced loss on the sequences the head builds from the samples' ``gt_instances``, plus the
         auxiliary head's losses (``aux_`` prefix) when there is one."""
         feature = self.extract_feat(batch_inputs)
-        encoded, memory_positions, memory_mask = self._run_encoder(feature, batch_data_samples)
-        losses = self.head.loss(self.memory_proj(encoded, memory_positions), memory_mask, batch_data_samples)
+        memory, memory_mask, encoded = self.forward_encoder(feature, batch_data_samples)
+        losses = self.head.loss(memory, memory_mask, batch_data_samples)
         if self.aux_head is not None:
             losses.update(self._aux_loss(encoded, feature.shape, batch_data_samples))
         return losses
 
     def _aux_loss(self, encoded: Tensor, feature_shape: torch.Size,
                   batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """The auxiliary dense head's losses on the encoder output (B, h * w, C) laid out as (B, C, h, w)."""
+        """The auxiliary dense head's losses on the encoder output (B, h * w, C) laid out as (B, C, h, w).
+
+        The feature map of an input of H x W at stride s has ``ceil(H / s) x ceil(W / s)`` positions (a ResNet's
+        strided convolutions round up), which the stride must give."""
         batch_size, channels, feat_h, feat_w = feature_shape
         stride = self.aux_head.strides[0]
         stride_h, stride_w = stride if isinstance(stride, (tuple, list)) else (stride, stride)
         batch_h, batch_w = batch_data_samples[0].metainfo['batch_input_shape']
-        if (feat_h * stride_h, feat_w * stride_w) != (batch_h, batch_w):
+        if (feat_h, feat_w) != (math.ceil(batch_h / stride_h), math.ceil(batch_w / stride_w)):
             raise ValueError(f'aux_head strides {self.aux_head.strides} do not fit the feature map: {feat_h} x '
                              f'{feat_w} features of a {batch_h} x {batch_w} input have stride '
                              f'{batch_h / feat_h:g} x {batch_w / feat_w:g}')
@@ -170,20 +175,20 @@ class Pix2Seq(BaseDetector):
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
         """Decode detections; returns the data samples with ``pred_instances`` (bboxes, scores, labels)."""
-        results_list = self.head.predict(*self._encode(batch_inputs, batch_data_samples), batch_data_samples,
+        results_list = self.head.predict(*self.encode(batch_inputs, batch_data_samples), batch_data_samples,
                                          rescale=rescale)
         return self.add_pred_to_datasample(batch_data_samples, results_list)
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tensor:
         """Teacher-forced logits (B, L, V) of training sequences built from the samples' ``gt_instances`` (mmdet's
         ``tensor`` mode)."""
-        memory, memory_mask = self._encode(batch_inputs, batch_data_samples)
+        memory, memory_mask = self.encode(batch_inputs, batch_data_samples)
         input_tokens, _, _ = self.head.sequence_augmentation(batch_data_samples)
         return self.head(memory, memory_mask, input_tokens)
 
     def parse_losses(self, losses: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
         """mmengine's loss parsing, with the log values averaged over the ranks and a non-finite loss stopping
-        training before the update (:func:`~pix2seq_mmdet.engine.loss_guard.guarded_log_vars`); mmengine's DDP wrapper
+        training before the update (:func:`~.loss_guard.guarded_log_vars`); mmengine's DDP wrapper
         calls this method too."""
         loss, log_vars = super().parse_losses(losses)
         return loss, guarded_log_vars(log_vars)

@@ -100,19 +100,21 @@ class Pix2SeqHead(BaseModule):
         nn.init.trunc_normal_(self.pos_embed.weight, std=0.02)
 
     # ------------------------------------------------------------------ decoder
-    def _project_memory(self, memory: Tensor, memory_mask: Optional[Tensor]):
-        """(B, S, D) memory, optional (B, S) padding mask -> per-layer cross-attention keys/values and mask."""
+    def project_memory(self, memory: Tensor,
+                       memory_mask: Optional[Tensor]) -> Tuple[List[Tuple[Tensor, Tensor]], Optional[Tensor]]:
+        """(B, S, D) memory, optional (B, S) padding mask -> per layer the cross-attention keys and values, each
+        (B, H, S, Dh), and the (B, 1, 1, S) bool attention mask (True: attend; None without padding mask)."""
         memory_key_value = [layer.cross_attn.project_key_value(memory) for layer in self.layers]
         memory_attn_mask = None if memory_mask is None else ~memory_mask[:, None, None, :]
         return memory_key_value, memory_attn_mask
 
-    def _embed(self, tokens: Tensor, positions: Optional[Tensor] = None) -> Tensor:
+    def embed_tokens(self, tokens: Tensor, positions: Optional[Tensor] = None) -> Tensor:
         """(B, T) tokens at (T,) ``positions`` (default 0 .. T - 1) -> (B, T, D) token plus position embeddings."""
         if positions is None:
             positions = torch.arange(tokens.shape[1], device=tokens.device)
         return self.token_embed(tokens) + self.pos_embed(positions)
 
-    def _logits(self, hidden: Tensor) -> Tensor:
+    def logits(self, hidden: Tensor) -> Tensor:
         """(B, T, D) decoder states -> (B, T, V) logits through the tied output layer."""
         return F.linear(self.norm(hidden), self.token_embed.weight, self.output_bias)
 
@@ -127,17 +129,17 @@ class Pix2SeqHead(BaseModule):
         Returns:
             Tensor: (B, T, V) logits of the next token at every position.
         """
-        memory_key_value, memory_attn_mask = self._project_memory(memory, memory_mask)
-        hidden = self._embed(input_tokens)
+        memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask)
+        hidden = self.embed_tokens(input_tokens)
         for layer, layer_memory in zip(self.layers, memory_key_value):
             hidden = layer(hidden, is_causal=True, memory_key_value=layer_memory, memory_attn_mask=memory_attn_mask)
-        return self._logits(hidden)
+        return self.logits(hidden)
 
     def init_cache(self, memory: Tensor, memory_mask: Optional[Tensor]) -> DecodingCache:
         """Project the memory for every layer once and preallocate the self-attention buffers."""
-        memory_key_value, memory_attn_mask = self._project_memory(memory, memory_mask)
-        return DecodingCache(memory_key_value, memory_attn_mask, len(self.layers), self.num_heads,
-                             self.embed_dims // self.num_heads, self.tokenizer.seq_len)
+        memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask)
+        return DecodingCache.allocate(memory_key_value, memory_attn_mask, self.num_heads,
+                                      self.embed_dims // self.num_heads, self.tokenizer.seq_len)
 
     def forward_step(self, tokens: Tensor, position: Union[int, Tensor], cache: DecodingCache) -> Tensor:
         """Incremental decoding: (B, T) tokens at ``position .. position + T - 1`` -> (B, T, V) logits.
@@ -146,11 +148,11 @@ class Pix2SeqHead(BaseModule):
         see :meth:`DecodingCache.seek`).
         """
         cache.seek(position, tokens.shape[1])
-        hidden = self._embed(tokens, cache.positions)
+        hidden = self.embed_tokens(tokens, cache.positions)
         for index, layer in enumerate(self.layers):
             hidden = layer(hidden, memory_key_value=cache.memory_key_value[index],
                            memory_attn_mask=cache.memory_attn_mask, extend_cache=partial(cache.extend, index))
-        return self._logits(hidden)
+        return self.logits(hidden)
 
     # --------------------------------------------------------------------- loss
     def _token_cross_entropy(self, logits: Tensor, target_tokens: Tensor) -> Tensor:

@@ -1,8 +1,9 @@
 """Pre-norm Transformer layers shared by the Pix2Seq encoder and the sequence decoder.
 
-Attention uses ``torch.nn.functional.scaled_dot_product_attention`` (plain matrix products for a single query) and
-exposes its projections separately, so the decoder can project the encoder memory once and cache self-attention
-keys/values while decoding.
+Attention exposes its projections separately, so the decoder can project the encoder memory once and cache
+self-attention keys/values while decoding, and computes the attention itself through a pluggable *kernel*
+(``Attention.kernel``, default :func:`dot_product_attention`): the ONNX export swaps the kernel for ONNX Runtime's
+fused operators and traces the same layers, so there is one implementation of a decoder step.
 
 Shapes: ``B`` batch, ``T`` query length, ``S`` key length, ``D`` embedding width, ``H`` heads, ``Dh = D / H``.
 """
@@ -14,6 +15,9 @@ from mmcv.cnn.bricks.drop import build_dropout
 from torch import Tensor, nn
 
 KeyValue = Tuple[Tensor, Tensor]
+# kernel(query (B, H, T, Dh), key (B, H, S, Dh), value (B, H, S, Dh), attn_mask, is_causal, dropout_p)
+#     -> (B, H, T, Dh), or (B, T, D) with the heads already merged (the layout of ONNX Runtime's fused operators)
+AttentionKernel = Callable[[Tensor, Tensor, Tensor, Optional[Tensor], bool, float], Tensor]
 CacheExtender = Callable[[Tensor, Tensor], Tuple[Tensor, Tensor, Optional[Tensor]]]
 
 
@@ -58,11 +62,28 @@ def single_query_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask:
     return torch.matmul(scores.softmax(-1), value)
 
 
+def dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None,
+                          is_causal: bool = False, dropout_p: float = 0.0) -> Tensor:
+    """The default attention kernel: (B, H, T, Dh) queries, (B, H, S, Dh) keys and values, optional bool mask
+    broadcastable to (B, H, T, S) (True: attend) -> (B, H, T, Dh).
+
+    One query without dropout (incremental decoding) takes :func:`single_query_attention`, anything else
+    ``torch.nn.functional.scaled_dot_product_attention`` (``is_causal``: causal mask, T == S; ``dropout_p``: dropout
+    of the attention weights).
+    """
+    if query.shape[2] == 1 and dropout_p == 0.0:
+        return single_query_attention(query, key, value, attn_mask)
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p,
+                                          is_causal=is_causal)
+
+
 class Attention(nn.Module):
     """Multi-head attention whose query, key and value projections are one ``(3 D, D)`` linear layer.
 
     Self-attention projects its input through all of it at once (one matrix product per step when decoding);
     cross-attention projects the query with the first ``D`` rows and the memory with the last ``2 D``, once per image.
+    The attention of the projected heads is ``kernel`` (an :data:`AttentionKernel`, default
+    :func:`dot_product_attention`), an attribute that a caller may replace (the ONNX export does).
 
     Args:
         embed_dims (int): Width ``D`` of queries, keys and values.
@@ -77,17 +98,26 @@ class Attention(nn.Module):
         self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.dropout = dropout
+        self.kernel: AttentionKernel = dot_product_attention
         self.in_proj = nn.Linear(embed_dims, 3 * embed_dims)
         self.out_proj = nn.Linear(embed_dims, embed_dims)
 
     def _split_heads(self, x: Tensor) -> Tensor:
-        """(B, T, D) -> (B, H, T, Dh)."""
+        """(B, T, D) -> (B, H, T, Dh); for one position a reshape (a decoder step: no transpose in its graph)."""
+        if x.shape[1] == 1:
+            return x.reshape(-1, self.num_heads, 1, self.embed_dims // self.num_heads)
         return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+
+    @staticmethod
+    def _merge_heads(x: Tensor) -> Tensor:
+        """(B, H, T, Dh) -> (B, T, D)."""
+        return x.transpose(1, 2).flatten(2)
 
     def _project(self, x: Tensor, rows: slice) -> Tuple[Tensor, ...]:
         """(B, T, D) through ``rows`` of the input projection -> one (B, H, T, Dh) tensor per ``D`` rows."""
         projected = F.linear(x, self.in_proj.weight[rows], self.in_proj.bias[rows])
-        return tuple(self._split_heads(part) for part in projected.split(self.embed_dims, dim=-1))
+        parts = projected.split(self.embed_dims, dim=-1) if projected.shape[-1] > self.embed_dims else (projected, )
+        return tuple(self._split_heads(part) for part in parts)
 
     def project_query(self, x: Tensor) -> Tensor:
         """(B, T, D) -> queries (B, H, T, Dh)."""
@@ -114,13 +144,8 @@ class Attention(nn.Module):
         Returns:
             Tensor: (B, T, D).
         """
-        if query.shape[2] == 1 and not self.training:
-            out = single_query_attention(query, key, value, attn_mask)
-        else:
-            out = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask,
-                                                 dropout_p=self.dropout if self.training else 0.0,
-                                                 is_causal=is_causal)
-        return self.out_proj(out.transpose(1, 2).flatten(2))
+        out = self.kernel(query, key, value, attn_mask, is_causal, self.dropout if self.training else 0.0)
+        return self.out_proj(self._merge_heads(out) if out.dim() == 4 else out)
 
 
 class TransformerLayer(nn.Module):

@@ -1,30 +1,18 @@
 """Detect objects in an image with an exported Pix2Seq model in ONNX Runtime and draw them (OpenCV).
 
-Needs numpy, onnxruntime and opencv only: the runtime module is loaded from its file, so neither torch nor mmdet is
-imported (nor needs to be installed).
+Needs numpy, onnxruntime and opencv only: ``pix2seq_mmdet.deploy.runtime`` imports neither torch nor mmdet.
 
 Example:
     python tools/deployment/onnx_demo.py data/synthetic/val/000000.png work_dirs/onnx --out work_dirs/onnx_demo.jpg
 """
 import argparse
-import importlib.util
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-RUNTIME_FILE = Path(__file__).resolve().parents[2] / 'pix2seq_mmdet' / 'deploy' / 'runtime.py'
-
-
-def load_runtime():
-    """``pix2seq_mmdet.deploy.runtime`` loaded from its file, without importing the package (whose ``__init__``
-    imports torch and mmdet)."""
-    spec = importlib.util.spec_from_file_location('pix2seq_onnx_runtime', RUNTIME_FILE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+from pix2seq_mmdet.deploy.processing import load_image
+from pix2seq_mmdet.deploy.runtime import Pix2SeqRuntime
 
 
 def draw(image: np.ndarray, detections, class_names, score_thr: float) -> np.ndarray:
@@ -58,9 +46,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    runtime = load_runtime()
-    detector = runtime.Pix2SeqRuntime(args.model_dir, decoder=args.decoder, num_threads=args.threads)
-    image = runtime.load_image(args.image)
+    detector = Pix2SeqRuntime(args.model_dir, decoder=args.decoder, num_threads=args.threads)
+    image = load_image(args.image)
     detections = detector(image, seed=args.seed, strategy=args.strategy)[0]
     if not cv2.imwrite(args.out, draw(image, detections, detector.class_names, args.score_thr)):
         sys.exit(f'onnx_demo.py: could not write {args.out}')

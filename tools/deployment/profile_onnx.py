@@ -13,14 +13,13 @@ import collections
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from onnx_demo import load_runtime  # noqa: E402
+from pix2seq_mmdet.deploy.runtime import Pix2SeqRuntime
+from pix2seq_mmdet.deploy.sessions import make_session_options
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,8 +36,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    runtime = load_runtime()
-    detector = runtime.Pix2SeqRuntime(args.model_dir, decoder=args.decoder, num_threads=args.threads)
+    detector = Pix2SeqRuntime(args.model_dir, decoder=args.decoder, num_threads=args.threads)
     batch = detector.static_batch or args.batch
     height, width = detector.meta['preprocess']['pad_size']
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -54,10 +52,10 @@ def main() -> None:
     ms_per_token = 1000 * statistics.median(times) / tokens
 
     with tempfile.TemporaryDirectory() as work_dir:
-        session_options = runtime.make_session_options(args.threads)
+        session_options = make_session_options(args.threads)
         session_options.enable_profiling = True
         session_options.profile_file_prefix = os.path.join(work_dir, 'decoder')
-        profiled = runtime.Pix2SeqRuntime(args.model_dir, decoder=args.decoder, session_options=session_options)
+        profiled = Pix2SeqRuntime(args.model_dir, decoder=args.decoder, session_options=session_options)
         profiled_encoded = profiled.encode(profiled.preprocess([image] * batch)[0])
         profiled.decode(profiled_encoded, **options)
         with open(profiled.decoder.session.end_profiling()) as file:

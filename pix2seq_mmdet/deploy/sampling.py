@@ -1,0 +1,119 @@
+"""Token selection and the decoding loop of the ONNX runtime, in numpy: the greedy, top-k and nucleus strategies
+of ``pix2seq_mmdet.models.decoding`` (the official nucleus filter), constrained decoding, PAD after EOS and the class
+probabilities at class positions."""
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from .metadata import TOKENS_PER_OBJECT, Vocabulary, softmax
+
+STRATEGIES = ('greedy', 'top_k', 'nucleus')
+
+
+@dataclass
+class DecodingOptions:
+    """Decoding settings (defaults: the exported model's ``test_cfg``); see ``DecodingConfig``."""
+    strategy: str = 'greedy'
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.4
+    constrained: bool = False
+    stop_at_eos: bool = False
+    renormalize_scores: bool = False
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f'the ONNX runtime decodes with one of {STRATEGIES}, got strategy {self.strategy!r} '
+                             f'(pass strategy=... to override the exported default)')
+        if not self.temperature > 0:
+            raise ValueError(f'temperature must be > 0, got {self.temperature}')
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f'top_p must be in (0, 1], got {self.top_p}')
+        if self.top_k < 0 or (self.strategy == 'top_k' and self.top_k < 1):
+            raise ValueError(f'top_k must be >= 0 (>= 1 for strategy top_k), got {self.top_k}')
+
+
+NUCLEUS_MIN_RATIO = 1e-4  # nucleus candidates: probability at least this fraction of the most likely token's
+
+
+def _kept(ids: np.ndarray, probs: np.ndarray, top_p: float) -> np.ndarray:
+    """Weights of tokens sorted by decreasing probability: theirs inside the nucleus of mass ``top_p``, else 0."""
+    keep = np.cumsum(probs, axis=-1) <= top_p
+    keep[..., 0] = True
+    return np.where(keep, probs, 0)
+
+
+def sampling_candidates(logits: np.ndarray, top_k: int = 0, top_p: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+    """The tokens the official nucleus filter (``pix2seq_mmdet.models.decoding.filter_logits``) keeps and their
+    sampling weights, without sorting the whole vocabulary.
+
+    With ``top_k`` the top-k tokens are sorted (``argpartition``).  Without it the nucleus is looked for among the
+    tokens whose probability is at least :data:`NUCLEUS_MIN_RATIO` of the most likely one's; a row where they hold
+    no more than ``top_p`` of the mass, so that the nucleus might reach beyond them, is sorted whole.  (N, V) ->
+    ``ids`` (N, W) and ``weights`` (N, W), proportional to the probabilities of the kept tokens, 0 elsewhere.
+    """
+    num_rows, vocab_size = logits.shape
+    if top_k > 0 or top_p >= 1.0:
+        width = min(vocab_size, top_k) if top_k > 0 else vocab_size
+        rows = np.arange(num_rows)[:, None]
+        ids = np.argpartition(-logits, width - 1, axis=-1)[:, :width] if width < vocab_size else None
+        ids = (np.argsort(-logits, axis=-1, kind='stable') if ids is None
+               else ids[rows, np.argsort(-logits[rows, ids], axis=-1, kind='stable')])
+        probs = softmax(logits[rows, ids])  # the official nucleus: renormalised over the top-k
+        return ids, _kept(ids, probs, top_p) if top_p < 1.0 else probs
+    probs = softmax(logits)
+    found_ids, found_weights = [], []
+    for row in probs:
+        candidates = np.flatnonzero(row >= row.max() * NUCLEUS_MIN_RATIO)
+        if 4 * len(candidates) < vocab_size and row[candidates].sum() > top_p:
+            ids = candidates[np.argsort(-row[candidates], kind='stable')]
+        else:  # a flat distribution: sort the whole row
+            ids = np.argsort(-row, kind='stable')
+        found_ids.append(ids)
+        found_weights.append(_kept(ids, row[ids], top_p))
+    width = max(len(ids) for ids in found_ids)
+    ids, weights = np.zeros((num_rows, width), np.int64), np.zeros((num_rows, width), probs.dtype)
+    for index, (row_ids, row_weights) in enumerate(zip(found_ids, found_weights)):
+        ids[index, :len(row_ids)], weights[index, :len(row_ids)] = row_ids, row_weights
+    return ids, weights
+
+
+def select_next_token(logits: np.ndarray, options: DecodingOptions, rng: np.random.Generator) -> np.ndarray:
+    """(N, V) logits -> (N,) next tokens: the most likely, or one drawn from the top-k / nucleus
+    (:func:`sampling_candidates`)."""
+    if options.strategy == 'greedy':
+        return logits.argmax(-1)
+    top_p = options.top_p if options.strategy == 'nucleus' else 1.0
+    ids, weights = sampling_candidates(logits / options.temperature, options.top_k, top_p)
+    cumulative = np.cumsum(weights, axis=-1)
+    threshold = rng.random(len(weights))[:, None] * cumulative[:, -1:]
+    picked = np.minimum((cumulative < threshold).sum(-1), weights.shape[-1] - 1)
+    return np.take_along_axis(ids, picked[:, None], axis=-1)[:, 0]
+
+
+def decode_tokens(step, batch_size: int, vocab: Vocabulary, options: DecodingOptions,
+                  rng: Optional[np.random.Generator] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """The decoding loop of ``decode_sequences`` (greedy and sampling strategies) over ``step(tokens (B,),
+    position) -> logits (B, V)``; returns ``tokens`` (B, 5 K) int64 and ``class_probs`` (B, K, C) float32."""
+    rng = rng if rng is not None else np.random.default_rng()
+    tokens = np.full((batch_size, vocab.seq_len), vocab.pad, dtype=np.int64)
+    class_probs = np.zeros((batch_size, vocab.max_objects, vocab.num_classes), dtype=np.float32)
+    finished = np.zeros(batch_size, dtype=bool)
+    current = np.full(batch_size, vocab.bos, dtype=np.int64)
+    for position in range(vocab.seq_len):
+        logits = step(current, position)
+        if options.constrained:
+            logits = logits + vocab.constraint[position % TOKENS_PER_OBJECT]
+        is_class_position = position % TOKENS_PER_OBJECT == TOKENS_PER_OBJECT - 1
+        next_tokens = select_next_token(logits, options, rng)
+        if is_class_position:
+            class_probs[:, position // TOKENS_PER_OBJECT] = vocab.class_probabilities(logits,
+                                                                                      options.renormalize_scores)
+        next_tokens = np.where(finished, vocab.pad, next_tokens)
+        finished |= next_tokens == vocab.eos
+        tokens[:, position] = next_tokens
+        current = next_tokens
+        if options.stop_at_eos and is_class_position and finished.all():
+            break
+    return tokens, class_probs
