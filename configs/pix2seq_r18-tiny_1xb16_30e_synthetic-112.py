@@ -2,8 +2,9 @@
 # (pix2seq_r18-tiny_1xb16_34e_synthetic.py) in a 112-px frame, for 30 epochs. The easy preset's 128-px images are
 # resized to 112 px on loading (objects of 20-60 % of the side become 22-67 px, 7 x 7 memory tokens); a training step
 # costs about 0.8 of the 128-px one's and the recipe learns as much per epoch (docs/results_synthetic.md#frame-size).
-# 30 epochs fit the 20-minute budget of a 2-core CPU with the auxiliary head's 7 % more per step. The frame is a
-# property of the data: the hard and varied presets, whose objects are a few pixels, keep the 128-px frame.
+# 30 epochs instead of the recipe's 34, for the auxiliary head's 7 % more per step (docs/results_synthetic.md#main-job).
+# The frame is a property of the data: the hard and varied presets, whose objects are a few pixels, keep the 128-px
+# frame.
 _base_ = './pix2seq_r18-tiny_1xb16_34e_synthetic.py'
 max_epochs = 30
 image_size = (112, 112)  # the frame: the pipelines' Resize scale and model.data_preprocessor.pad_size

@@ -59,6 +59,6 @@ param_scheduler = [
 ]
 auto_scale_lr = dict(base_batch_size=16)
 default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
-# a fixed seed: at this budget the final mAP depends strongly on the seed (docs/results_synthetic.md); mmdet's own
-# configs leave it unset, `--cfg-options randomness.seed=N` chooses another
+# a fixed seed: after this short training the final mAP depends strongly on the seed (docs/results_synthetic.md);
+# mmdet's own configs leave it unset, `--cfg-options randomness.seed=N` chooses another
 randomness = dict(seed=0)

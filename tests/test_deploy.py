@@ -159,10 +159,14 @@ def test_export_refuses_what_the_runtime_cannot_reproduce(model, tmp_path):
 
 @pytest.mark.parametrize('attention', ['gqa', 'onnx'])
 def test_export_leaves_the_model_in_eval_mode(model, tmp_path, attention):
-    """The exporter restores its wrapper's training mode onto the model: the wrapper is built in eval mode."""
+    """The exporter restores its wrapper's training mode onto the model (the wrapper is built in eval mode) and the
+    attention kernels it swaps in for the trace."""
     from pix2seq_mmdet.deploy.export import export_decoder_step
+    from pix2seq_mmdet.models.transformer import dot_product_attention
     export_decoder_step(model.head, tmp_path / 'step.onnx', 1, 64, attention=attention)
     assert not any(module.training for module in model.head.modules())
+    assert all(layer.self_attn.kernel is dot_product_attention and layer.cross_attn.kernel is dot_product_attention
+               for layer in model.head.layers)
 
 
 # ------------------------------------------------------------------------------------------------------ parity

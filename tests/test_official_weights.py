@@ -20,7 +20,7 @@ from pix2seq_mmdet.models.positional_encoding import official_position_codes
 from pix2seq_mmdet.models.resnet import TFSameMaxPool2d
 
 FIXTURE = REPO_ROOT / 'tests' / 'data' / 'official_tiny'
-OFFICIAL_CONFIG = REPO_ROOT / 'configs' / 'official' / 'pix2seq_r50-official_coco-640.py'
+OFFICIAL_CONFIG = REPO_ROOT / 'configs' / 'official' / 'pix2seq_r50-official_8xb4_300e_coco-640.py'
 SYNTHETIC_CONFIG = REPO_ROOT / 'configs' / 'official' / 'pix2seq_r50-official-o365pre_1xb8_20e_synthetic.py'
 CONVERTER = REPO_ROOT / 'tools' / 'model_converters' / 'pix2seq_tf2mmdet.py'
 SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'

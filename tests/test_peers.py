@@ -11,10 +11,10 @@ from conftest import REPO_ROOT
 from runner_utils import data_options, train_in_process, train_losses
 
 PEERS = REPO_ROOT / 'configs' / 'peers'
-# the Pix2Seq job whose data, backbone, schedule shape and training time the peers share (docs/learning_speed.md)
-BUDGET_CONFIG = REPO_ROOT / 'configs' / 'pix2seq_r18-tiny_1xb16_44e_synthetic.py'
-EASY_PEERS = ('detr_r18-tiny_1xb16_synthetic.py', 'deformable-detr_r18-tiny_1xb16_synthetic.py',
-              'fcos_r18-tiny_1xb16_synthetic.py')
+# the Pix2Seq recipe whose data, backbone, schedule shape and training time the peers share (docs/learning_speed.md)
+BUDGET_CONFIG = REPO_ROOT / 'configs' / 'ablations' / 'pix2seq_r18-tiny_1xb16_44e_synthetic.py'
+EASY_PEERS = ('detr_r18-tiny_1xb16_43e_synthetic.py', 'deformable-detr_r18-tiny_1xb16_21e_synthetic.py',
+              'fcos_r18-tiny_1xb16_18e_synthetic.py')
 # 2 iterations of 2 images, one validation of 8; no checkpoint (each formats the config with yapf: seconds on 2 cores)
 TRAIN_OPTIONS = {'train_dataloader.batch_size': 2, 'train_dataloader.dataset.indices': 4,
                  'val_dataloader.batch_size': 8, 'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
@@ -22,7 +22,7 @@ TRAIN_OPTIONS = {'train_dataloader.batch_size': 2, 'train_dataloader.dataset.ind
                  'default_hooks.checkpoint.save_last': False, 'default_hooks.checkpoint.save_best': None}
 # an FCOS trained for 2 iterations scores every location near its 0.01 prior, under mmdet's 0.05 threshold: without
 # detections CocoMetric logs an error and returns no keys
-TEST_OPTIONS = {'fcos_r18-tiny_1xb16_synthetic.py': {'model.test_cfg.score_thr': 0.0}}
+TEST_OPTIONS = {'fcos_r18-tiny_1xb16_18e_synthetic.py': {'model.test_cfg.score_thr': 0.0}}
 
 
 def without_scope(value):

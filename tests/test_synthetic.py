@@ -1,4 +1,5 @@
-"""Tests of the synthetic dataset generator (tools/generate_synthetic.py) and the curve plotter."""
+"""Tests of the synthetic dataset generator (pix2seq_mmdet.datasets.synthetic and its command line,
+tools/generate_synthetic.py) and the curve plotter."""
 import hashlib
 import json
 import os
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, load_script
+from pix2seq_mmdet.datasets import synthetic
+
 GENERATOR = REPO_ROOT / 'tools' / 'generate_synthetic.py'
 PLOTTER = REPO_ROOT / 'tools' / 'analysis_tools' / 'plot_curve.py'
 EXPECTED_CLASSES = ('circle', 'square', 'triangle', 'star')
@@ -20,17 +23,16 @@ OLD_MTIME = 1_000_000_000
 
 
 def run_generator(out_dir, *extra_args):
-    """Run the generator CLI into ``out_dir``; return its stdout (fails the test on a non-zero exit)."""
+    """Run the generator's command line into ``out_dir``; return its stdout (fails the test on a non-zero exit)."""
     command = [sys.executable, str(GENERATOR), '--out-dir', str(out_dir), *extra_args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-def small_dataset_args(preset='easy', seed=3):
-    """Command-line arguments of the small datasets used here."""
-    return ['--preset', preset, '--seed', str(seed), '--num-train', str(NUM_TRAIN), '--num-val', str(NUM_VAL),
-            '--img-size', str(IMG_SIZE)]
+def generate(out_dir, preset='easy', seed=3, num_train=NUM_TRAIN, num_val=NUM_VAL, img_size=IMG_SIZE, force=False):
+    """:func:`synthetic.generate_dataset` into ``out_dir`` (``img_size`` None: the preset draws the sizes)."""
+    return synthetic.generate_dataset(Path(out_dir), preset, num_train, num_val, img_size, seed, force=force)
 
 
 def ann_path(out_dir, split):
@@ -40,20 +42,21 @@ def ann_path(out_dir, split):
 
 @pytest.fixture(scope='module', params=['easy', 'hard'])
 def dataset(request, tmp_path_factory):
-    """A small generated dataset per preset: ``(preset, out_dir, generator stdout)``."""
+    """A small generated dataset per preset: ``(preset, out_dir)``."""
     out_dir = tmp_path_factory.mktemp(f'synthetic_{request.param}')
-    return request.param, out_dir, run_generator(out_dir, *small_dataset_args(request.param))
+    generate(out_dir, request.param)
+    return request.param, out_dir
 
 
 def test_classes_constant():
-    assert load_script(GENERATOR).CLASSES == EXPECTED_CLASSES
+    assert synthetic.CLASSES == EXPECTED_CLASSES
 
 
 @pytest.mark.parametrize('split, num_images', [('train', NUM_TRAIN), ('val', NUM_VAL)])
 def test_annotations_are_valid_coco(dataset, split, num_images):
     from pycocotools.coco import COCO
 
-    preset, out_dir, _ = dataset
+    preset, out_dir = dataset
     coco = COCO(str(ann_path(out_dir, split)))
     assert coco.dataset['info']['generation_params']['preset'] == preset
     assert coco.dataset['licenses'] == []
@@ -86,7 +89,7 @@ def test_annotations_are_valid_coco(dataset, split, num_images):
 @pytest.mark.parametrize('height, width', [(64, 64), (64, 100), (100, 64)])
 @pytest.mark.parametrize('category', EXPECTED_CLASSES)
 def test_box_is_tight_around_drawn_pixels_and_clipped(category, height, width):
-    generator = load_script(GENERATOR)
+    generator = synthetic
     # Centred near the bottom-left corner, so part of the shape falls outside the image.
     outline = generator.shape_outline(category, centre=(3.0, height - 6.0), radius=15.0, rotation=0.4)
     mask = generator.rasterise(outline, height, width) >= 0.5
@@ -103,7 +106,7 @@ def test_box_is_tight_around_drawn_pixels_and_clipped(category, height, width):
 
 @pytest.mark.parametrize('height, width', [(40, 90), (90, 40)])
 def test_polygon_is_clipped_to_a_non_square_image(height, width):
-    generator = load_script(GENERATOR)
+    generator = synthetic
     # A square centred near the bottom-right corner, cut by both the right and the bottom border.
     outline = generator.shape_outline('square', centre=(width - 3.0, height - 3.0), radius=12.0, rotation=0.3)
     mask = generator.rasterise(outline, height, width) >= 0.5
@@ -118,18 +121,27 @@ def test_polygon_is_clipped_to_a_non_square_image(height, width):
 def test_images_hold_several_objects(dataset):
     from pycocotools.coco import COCO
 
-    _, out_dir, stdout = dataset
+    _, out_dir = dataset
     coco = COCO(str(ann_path(out_dir, 'train')))
     objects_per_image = [len(coco.getAnnIds(imgIds=image_id)) for image_id in coco.getImgIds()]
     assert max(objects_per_image) >= 2
+
+
+def test_command_line_writes_the_librarys_dataset_prints_its_summary_and_reuses_it(tmp_path):
+    args = ['--seed', '3', '--num-train', str(NUM_TRAIN), '--num-val', str(NUM_VAL), '--img-size', str(IMG_SIZE)]
+    stdout = run_generator(tmp_path / 'cli', *args)
     assert 'Classes:' in stdout and all(name in stdout for name in EXPECTED_CLASSES)
+    assert f'  train: {NUM_TRAIN} images' in stdout and f'  val: {NUM_VAL} images' in stdout
+    generate(tmp_path / 'library')
+    assert dataset_sha256(tmp_path / 'cli') == dataset_sha256(tmp_path / 'library')
+    assert 'up to date' in run_generator(tmp_path / 'cli', *args)
 
 
 def test_same_seed_gives_identical_dataset(tmp_path):
     first, second, other_seed = tmp_path / 'first', tmp_path / 'second', tmp_path / 'other_seed'
-    run_generator(first, *small_dataset_args(seed=5))
-    run_generator(second, *small_dataset_args(seed=5))
-    run_generator(other_seed, *small_dataset_args(seed=6))
+    generate(first, seed=5)
+    generate(second, seed=5)
+    generate(other_seed, seed=6)
     for split in ('train', 'val'):
         assert ann_path(first, split).read_bytes() == ann_path(second, split).read_bytes()
         for image_file in sorted((first / split).glob('*.png')):
@@ -143,20 +155,19 @@ def test_same_seed_gives_identical_dataset(tmp_path):
 
 
 def test_second_run_does_not_rewrite(tmp_path):
-    args = ['--num-train', '3', '--num-val', '2', '--img-size', '64']
-    run_generator(tmp_path, *args)
+    sizes = dict(num_train=3, num_val=2, img_size=64)
+    assert generate(tmp_path, **sizes) is not None
     ann_files = [ann_path(tmp_path, split) for split in ('train', 'val')]
     for ann_file in ann_files:
         os.utime(ann_file, (OLD_MTIME, OLD_MTIME))
 
-    stdout = run_generator(tmp_path, *args)
-    assert 'up to date' in stdout
+    assert generate(tmp_path, **sizes) is None  # up to date
     assert [ann_file.stat().st_mtime for ann_file in ann_files] == [OLD_MTIME, OLD_MTIME]
 
-    run_generator(tmp_path, *args, '--force')
+    generate(tmp_path, **sizes, force=True)
     assert all(ann_file.stat().st_mtime != OLD_MTIME for ann_file in ann_files)
 
-    run_generator(tmp_path, '--num-train', '3', '--num-val', '1', '--img-size', '64')
+    generate(tmp_path, **dict(sizes, num_val=1))
     assert len(json.loads(ann_path(tmp_path, 'val').read_text())['images']) == 1
     assert len(list((tmp_path / 'val').glob('*.png'))) == 1, 'stale images of the previous run were left behind'
 
@@ -187,7 +198,7 @@ def dataset_sha256(out_dir):
 
 @pytest.mark.parametrize('preset', sorted(PINNED_SHA256))
 def test_easy_and_hard_output_is_pinned(tmp_path, preset):
-    run_generator(tmp_path, '--preset', preset, '--seed', '3', '--num-train', '6', '--num-val', '3', '--img-size', '96')
+    generate(tmp_path, preset, seed=3, num_train=6, num_val=3, img_size=96)
     assert dataset_sha256(tmp_path) == PINNED_SHA256[preset]
 
 
@@ -198,8 +209,7 @@ VARIED_SHORT_SIDE, VARIED_MAX_ASPECT = (160, 320), 2.0
 def varied_dataset(tmp_path_factory):
     """A small `varied` dataset (40 train, 8 val images): ``(out_dir, {split: COCO dict})``."""
     out_dir = tmp_path_factory.mktemp('synthetic_varied')
-    stdout = run_generator(out_dir, '--preset', 'varied', '--seed', '3', '--num-train', '40', '--num-val', '8')
-    assert 'short side 160-320px' in stdout
+    generate(out_dir, 'varied', seed=3, num_train=40, num_val=8, img_size=None)
     return out_dir, {split: json.loads(ann_path(out_dir, split).read_text()) for split in ('train', 'val')}
 
 
@@ -243,11 +253,11 @@ def test_varied_boxes_lie_inside_their_images_and_span_the_size_range(varied_dat
 
 
 def test_varied_is_deterministic_for_a_seed(tmp_path):
-    args = ['--preset', 'varied', '--num-train', '3', '--num-val', '2']
+    sizes = dict(num_train=3, num_val=2, img_size=None)
     first, second, other_seed = tmp_path / 'first', tmp_path / 'second', tmp_path / 'other_seed'
-    run_generator(first, *args, '--seed', '5')
-    run_generator(second, *args, '--seed', '5')
-    run_generator(other_seed, *args, '--seed', '6')
+    generate(first, 'varied', seed=5, **sizes)
+    generate(second, 'varied', seed=5, **sizes)
+    generate(other_seed, 'varied', seed=6, **sizes)
     assert dataset_sha256(first) == dataset_sha256(second)
     for split in ('train', 'val'):
         for image_file in sorted((first / split).glob('*.png')):
@@ -255,11 +265,12 @@ def test_varied_is_deterministic_for_a_seed(tmp_path):
     assert dataset_sha256(first)[1] != dataset_sha256(other_seed)[1]
 
 
-def test_varied_rejects_img_size(tmp_path):
+def test_command_line_draws_varied_sizes_and_rejects_img_size_for_them(tmp_path):
     command = [sys.executable, str(GENERATOR), '--out-dir', str(tmp_path), '--preset', 'varied', '--img-size', '128']
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and '--img-size' in result.stderr
     assert not ann_path(tmp_path, 'train').exists()
+    assert 'short side 160-320px' in run_generator(tmp_path, '--preset', 'varied', '--num-train', '2', '--num-val', '1')
 
 
 def test_varied_config_trains_and_evaluates_on_varied_images(tmp_path):
@@ -270,7 +281,7 @@ def test_varied_config_trains_and_evaluates_on_varied_images(tmp_path):
     from mmengine.runner import Runner
 
     root = tmp_path / 'data'
-    run_generator(root, '--preset', 'varied', '--seed', '1', '--num-train', '32', '--num-val', '16')
+    generate(root, 'varied', seed=1, num_train=32, num_val=16, img_size=None)
     cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'pix2seq_r18-tiny_1xb16_34e_synthetic-varied.py'))
     for dataloader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         assert dataloader.dataset.data_root == 'data/synthetic_varied/'
@@ -308,7 +319,7 @@ def test_mmdet_coco_dataset_matches_json(dataset, split):
     from mmdet.utils import register_all_modules
 
     register_all_modules()
-    _, out_dir, _ = dataset
+    _, out_dir = dataset
     coco = json.loads(ann_path(out_dir, split).read_text())
     boxes_by_image = {image['id']: [] for image in coco['images']}
     labels_by_image = {image['id']: [] for image in coco['images']}

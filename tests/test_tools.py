@@ -26,7 +26,8 @@ def load_tool(name: str):
 
 def data_options(root: Path):
     return [f'train_dataloader.dataset.data_root={root}/', f'val_dataloader.dataset.data_root={root}/',
-            f'test_dataloader.dataset.data_root={root}/', f'val_evaluator.ann_file={root}/annotations/instances_val.json',
+            f'test_dataloader.dataset.data_root={root}/',
+            f'val_evaluator.ann_file={root}/annotations/instances_val.json',
             f'test_evaluator.ann_file={root}/annotations/instances_val.json']
 
 
@@ -82,7 +83,7 @@ def test_class_agnostic_eval_separates_classification_from_localisation():
                      for i in (1, 2)])
     # the right boxes with the wrong class (label 1 = category 9)
     results = [dict(img_id=i, pred_instances=dict(bboxes=torch.tensor([[10., 20., 40., 60.]]),
-                                                   scores=torch.tensor([0.9]), labels=torch.tensor([1])))
+                                                  scores=torch.tensor([0.9]), labels=torch.tensor([1])))
                for i in (1, 2)]
     assert tool.evaluate(ground_truth, results, class_agnostic=False)['mAP'] == 0.0
     assert tool.evaluate(ground_truth, results, class_agnostic=True)['mAP'] == pytest.approx(1.0)
@@ -130,7 +131,8 @@ def test_det_inferencer_and_demo_tool(trained, synthetic_root, tmp_path):
 
 def test_browse_dataset_draws_real_and_noise_boxes(synthetic_root, tmp_path):
     result = run([sys.executable, 'tools/analysis_tools/browse_dataset.py', str(SYNTHETIC_CONFIG), '--out-dir',
-                  str(tmp_path), '--num', '3', '--cfg-options', f'train_dataloader.dataset.data_root={synthetic_root}/'])
+                  str(tmp_path), '--num', '3', '--cfg-options',
+                  f'train_dataloader.dataset.data_root={synthetic_root}/'])
     assert len(list(tmp_path.glob('*.png'))) == 3
     text = next(tmp_path.glob('*.txt')).read_text()
     assert 'noise' in text and 'EOS at token' in text

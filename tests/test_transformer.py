@@ -78,3 +78,22 @@ def test_sum_positional_encoding_adds_fixed_and_learned_codes(synthetic_cfg):
     too_large = torch.zeros(2, learned.row_num_embed + 1, 8, dtype=torch.bool)
     with pytest.raises(ValueError, match='row_num_embed'):
         encoding(too_large)
+
+
+def test_attention_kernel_is_replaceable_and_may_merge_the_heads():
+    """``Attention.kernel`` computes the attention of the projected heads; a kernel may return them merged (B, T, D),
+    the layout of ONNX Runtime's operators, and the layer gives the same output; another kernel changes it."""
+    from pix2seq_mmdet.models.transformer import dot_product_attention
+    torch.manual_seed(0)
+    layer = TransformerLayer(16, 2, 32, dropout=0.0, drop_path=0.0, cross_attention=True).eval()
+    memory = layer.cross_attn.project_key_value(torch.randn(2, 7, 16))
+    x = torch.randn(2, 5, 16)
+    expected = layer(x, is_causal=True, memory_key_value=memory)
+
+    def merged_kernel(query, key, value, attn_mask=None, is_causal=False, dropout_p=0.0):
+        return dot_product_attention(query, key, value, attn_mask, is_causal, dropout_p).transpose(1, 2).flatten(2)
+
+    layer.self_attn.kernel = layer.cross_attn.kernel = merged_kernel
+    assert torch.allclose(layer(x, is_causal=True, memory_key_value=memory), expected, atol=1e-6)
+    layer.self_attn.kernel = lambda query, key, value, *args: torch.zeros_like(query)
+    assert not torch.allclose(layer(x, is_causal=True, memory_key_value=memory), expected, atol=1e-3)

@@ -5,7 +5,7 @@
 #   python tools/model_converters/pix2seq_tf2mmdet.py resnet_640x640_b256_s400k/ \
 #       checkpoints/pix2seq_r50-official_obj365-640.pth
 #   tools/dist_train.sh configs/official/pix2seq_r50-official-o365pre_8xb4_40e_coco-640.py 8
-_base_ = './pix2seq_r50-official_coco-640.py'
+_base_ = './pix2seq_r50-official_8xb4_300e_coco-640.py'
 load_from = 'checkpoints/pix2seq_r50-official_obj365-640.pth'
 max_epochs = 40
 warmup_epochs = 2

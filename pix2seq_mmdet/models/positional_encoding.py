@@ -51,8 +51,9 @@ class Pix2SeqSinCosPositionalEncoding(BaseModule):
     (the whole padded frame: the mask only gives the shape, as the official code attends to the padding too); the
     first half of the channels is the code of the row, the second half the code of the column, each a block of sines
     followed by a block of cosines of ``coordinate / 10000^(2 k / (D / 2))``.  A map of one row or column gets the 1-D
-    code of its positions.  mmdet's ``SinePositionalEncoding`` differs: it normalises by the unpadded extent, puts the
-    column first, interleaves sine and cosine and uses another frequency scale.
+    code of its positions.  mmdet's ``SinePositionalEncoding`` (``normalize=True``) has the same frequencies and also
+    puts the row first, but takes the coordinates ``(1 .. n) / n * 2 pi`` of the unpadded extent and interleaves sine
+    and cosine.
 
     Drop-in for ``model.positional_encoding`` (and ``model.memory_positional_encoding``).
 

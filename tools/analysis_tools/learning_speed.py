@@ -10,8 +10,9 @@ the configs' epochs, not the wall clock, fix each run's length, so the result do
 
 Usage::
 
-    OMP_NUM_THREADS=1 python tools/analysis_tools/learning_speed.py configs/peers/detr_r18-tiny_1xb16_synthetic.py \\
-        configs/peers/fcos_r18-tiny_1xb16_synthetic.py --seeds 0 1 --jobs 2 --work-root work_dirs/learning_speed
+    OMP_NUM_THREADS=1 python tools/analysis_tools/learning_speed.py \\
+        configs/peers/detr_r18-tiny_1xb16_43e_synthetic.py configs/peers/fcos_r18-tiny_1xb16_18e_synthetic.py \\
+        --seeds 0 1 --jobs 2 --work-root work_dirs/learning_speed
     python tools/analysis_tools/learning_speed.py CONFIGS... --seeds 0 1 --table-only   # the table of what exists
 
 ``--cfg-options`` apply to every run (e.g. a learning rate of a search) and ``--tag`` names them: the work dirs are

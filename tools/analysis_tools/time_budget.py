@@ -12,8 +12,8 @@ epoch has the same number of steps).  Steps are timed without the configs' warm-
 
 Usage::
 
-    python tools/analysis_tools/time_budget.py configs/pix2seq_r18-tiny_1xb16_44e_synthetic.py \\
-        configs/peers/detr_r18-tiny_1xb16_synthetic.py configs/peers/fcos_r18-tiny_1xb16_synthetic.py \\
+    python tools/analysis_tools/time_budget.py configs/ablations/pix2seq_r18-tiny_1xb16_44e_synthetic.py \\
+        configs/peers/detr_r18-tiny_1xb16_43e_synthetic.py configs/peers/fcos_r18-tiny_1xb16_18e_synthetic.py \\
         --out work_dirs/time_budget.json
 
 The table gives seconds per step (median over rounds), the ratio to the reference and the epochs in the budget.

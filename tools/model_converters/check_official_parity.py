@@ -12,20 +12,17 @@ position N agree, for references with near-tied logits after it).
 """
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pix2seq_mmdet.converters import build_model, load_model_config
+from pix2seq_mmdet.converters.parity import compare_with_reference, reference_outputs
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT))
-
-from pix2seq_mmdet.converters import build_model, load_model_config  # noqa: E402
-from pix2seq_mmdet.converters.parity import compare_with_reference, reference_outputs  # noqa: E402
-
-DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'official' / 'pix2seq_r50-official_coco-640.py'
+DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'official' / 'pix2seq_r50-official_8xb4_300e_coco-640.py'
 
 
 def main(argv=None) -> dict:

@@ -26,7 +26,8 @@ What it does (the official code builds, saves and runs everything):
    2 layers x 32 wide (mlp 128, 2 heads; different widths exercise the projections), ``max_seq_len`` 32, 5 objects,
    the official vocabulary (3000 tokens, 1000 bins).  ``tiny_c4``: the same with the ``c4`` ResNet variant (the
    R50-C4 models' backbone: three block groups, stride 16).  ``r50``: the released R50 architecture at 640 px,
-   100 objects.
+   100 objects.  ``r50_c4``: the released R50-C4 architecture (``architecture_config_map['resnet-c']``: the ``c4``
+   ResNet-50, encoder 12 layers x 512 wide, decoder 8 layers x 512 wide, 16 heads) at 640 px, 100 objects.
 2. The model is built by the official ``ARTrainer`` (seed 0, ``tf.keras.utils.set_random_seed``), all variables
    created by one ``model.infer`` call.
 3. Randomisation (the official initialisation is degenerate for a parity test: last BN gamma of every residual branch
@@ -36,11 +37,11 @@ What it does (the official code builds, saves and runs everything):
    ~ N(0, 0.02), ``token_embedding`` and ``seq_pos_embedding`` ~ N(0, 2 / sqrt(dim)) (logits of std ~2 instead of
    ~0.1, so greedy decoding has margins).
 4. The checkpoint is saved by the official trainer's own ``CheckpointManager`` (the released files' key scheme).
-5. Reference outputs, on one synthetic image (``RandomState(0)`` uint8, 50 x 30 for tiny, 480 x 640 for r50) through
-   the official eval transforms (x/255, antialiased bilinear resize into the frame, pad with 0.3 at the bottom/right):
-   the preprocessed image (feed it as is), ResNet outputs, encoder tokens and output, the memory, greedy
-   ``model.infer`` (``top_k=1``) tokens and logits, teacher-forced logits on the greedy and on a synthetic detection
-   sequence, and the official ``decode_object_seq_to_bbox`` of the greedy output.
+5. Reference outputs, on one synthetic image (``RandomState(0)`` uint8, 50 x 30 for tiny, 480 x 640 for r50 and
+   r50_c4) through the official eval transforms (x/255, antialiased bilinear resize into the frame, pad with 0.3 at
+   the bottom/right): the preprocessed image (feed it as is), ResNet outputs, encoder tokens and output, the memory,
+   greedy ``model.infer`` (``top_k=1``) tokens and logits, teacher-forced logits on the greedy and on a synthetic
+   detection sequence, and the official ``decode_object_seq_to_bbox`` of the greedy output.
 
 Outputs in ``--out-dir``: ``variables.npz`` (the checkpoint's model variables, keyed by checkpoint key, read back
 with ``tf.train.load_checkpoint``), ``reference.npz``, ``config.json`` (the whole official config, as the released
@@ -110,6 +111,10 @@ VARIANTS = {
         resnet_variant='c4', resnet_depth=50, resnet_width_multiplier=0.125, num_encoder_layers=2, dim_att=48,
         dim_mlp=96, num_heads=4, num_decoder_layers=2, dim_att_dec=32, dim_mlp_dec=128, num_heads_dec=2,
         max_seq_len=32)),
+    # the released R50-C4 architecture (architecture_config_map['resnet-c']) at 640 px, 100 objects
+    'r50_c4': dict(image_size=(640, 640), max_instances=100, raw_hw=(480, 640), model=dict(
+        resnet_variant='c4', num_encoder_layers=12, dim_att=512, dim_mlp=2048, num_heads=16, num_decoder_layers=8,
+        dim_att_dec=512, dim_mlp_dec=2048, num_heads_dec=16)),
 }
 
 

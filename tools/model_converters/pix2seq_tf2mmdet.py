@@ -7,11 +7,11 @@
 ``make_official_fixture.py --dump-checkpoint`` writes; no TensorFlow needed then).  Reading a TF checkpoint needs
 TensorFlow: ``pip install -e ".[convert]"``.
 
-The target model is ``--config`` (default ``configs/official/pix2seq_r50-official_coco-640.py``), resized like the
-``config.json`` stored beside the checkpoint when there is one (ResNet depth/width/variant, Transformer sizes, frame,
-bins, objects; the R50-C4 models map too).  Only ``model/...`` variables are read (optimizer slots, ``global_step``
-and ``save_counter`` are skipped); every one must map onto a parameter of the model and every parameter must come
-from one, with the same shape, or the conversion fails listing all the problems.
+The target model is ``--config`` (default ``configs/official/pix2seq_r50-official_8xb4_300e_coco-640.py``), resized
+like the ``config.json`` stored beside the checkpoint when there is one (ResNet depth/width/variant, Transformer sizes,
+frame, bins, objects; the R50-C4 models map too).  Only ``model/...`` variables are read (optimizer slots,
+``global_step`` and ``save_counter`` are skipped); every one must map onto a parameter of the model and every parameter
+must come from one, with the same shape, or the conversion fails listing all the problems.
 
 ``--reinit-classes``: for fine-tuning on your own classes, re-initialise every class-token row (tokens 100..999) of
 the tied token embedding (truncated normal, std 0.02) and of the output bias (0) and keep every other weight.
@@ -21,18 +21,15 @@ Writes ``dict(state_dict=..., meta=...)`` of plain tensors, which mmengine's ``l
 """
 import argparse
 import os
-import sys
 from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT))
-
-from pix2seq_mmdet.converters import (build_model, checkpoint_meta, convert_official_variables,  # noqa: E402
+from pix2seq_mmdet.converters import (build_model, checkpoint_meta, convert_official_variables,
                                       find_official_config, load_model_config, read_checkpoint, reinit_class_tokens)
 
-DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'official' / 'pix2seq_r50-official_coco-640.py'
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO_ROOT / 'configs' / 'official' / 'pix2seq_r50-official_8xb4_300e_coco-640.py'
 
 
 def parse_args(argv=None):

@@ -1,4 +1,5 @@
-# The built-in synthetic shapes dataset (tools/generate_synthetic.py) in a frame of `image_size` pixels.
+# The built-in synthetic shapes dataset (pix2seq_mmdet/datasets/synthetic.py, tools/generate_synthetic.py) in a frame of
+# `image_size` pixels.
 # Preset `easy` (data/synthetic/, 128-px squares); the *_synthetic-hard.py and *_synthetic-varied.py configs point at
 # data/synthetic_hard/ and data/synthetic_varied/ (images of 160-320 px, varied aspect). The pipelines resize every
 # image into the frame keeping its aspect ratio, so the same config trains on a COCO-format dataset with images of any

@@ -1,7 +1,8 @@
-# The main synthetic recipe as it stood until 2026-12-01, for its published results and as the time budget of the
-# learning-speed comparison (docs/learning_speed.md): the current recipe with one encoder layer, fixed sine positions
-# only, no auxiliary head, the contiguous memory layout, torch's default AdamW and 44 epochs (5500 iterations).
-_base_ = './pix2seq_r18-tiny_1xb16_34e_synthetic.py'
+# The earlier main synthetic recipe, for its published results, as the base of its ablations (./*_44e_synthetic_*.py)
+# and as the training time the peers (../peers/) are given in the learning-speed comparison (docs/learning_speed.md):
+# the main recipe with one encoder layer, fixed sine positions only, no auxiliary head, the contiguous memory layout,
+# torch's default AdamW and 44 epochs (5500 iterations).
+_base_ = '../pix2seq_r18-tiny_1xb16_34e_synthetic.py'
 max_epochs = 44
 model = dict(
     data_preprocessor=dict(channels_last=False),

@@ -1,16 +1,10 @@
 # Inference on COCO val2017 with the converted official COCO-finetuned ResNet-50 at 1333 px (official AP 42.6):
 #   python tools/model_converters/pix2seq_tf2mmdet.py resnet_1333x1333/ checkpoints/pix2seq_r50-official_coco-1333.pth
-#   python tools/test.py configs/official/pix2seq_r50-official_coco-1333.py \
+#   python tools/test.py configs/official/pix2seq_r50-official_8xb4_300e_coco-1333.py \
 #       checkpoints/pix2seq_r50-official_coco-1333.pth
 # The same model and vocabulary (1000 bins) as at 640 px, in a 1333 x 1333 frame.
-_base_ = './pix2seq_r50-official_coco-640.py'
+_base_ = './pix2seq_r50-official_8xb4_300e_coco-640.py'
 image_size = (1333, 1333)
-test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs')
-]
+test_pipeline = [dict(step, scale=image_size) if step.type == 'Resize' else step for step in _base_.test_pipeline]
 model = dict(data_preprocessor=dict(pad_size=image_size))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
+val_dataloader = test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -1,0 +1,107 @@
+"""The benchmarked models and their inputs: the paper's Pix2Seq R50 and mmdet's DETR R50 configs without pretrained
+weights (``--tiny``: both shrunk), one seeded random image and random ground-truth boxes."""
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Optional, Tuple
+
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import HorizontalBoxes
+from mmengine.config import Config
+from mmengine.hub import get_config
+from mmengine.structures import InstanceData
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+PIX2SEQ_CONFIG = REPO_ROOT / 'configs' / 'pix2seq_r50_8xb4_300e_coco.py'
+DETR_CONFIG = 'mmdet::detr/detr_r50_8xb2-150e_coco.py'
+FEATURE_STRIDE = 32  # the R50 configs' backbone output (out_indices=(3, ))
+NUM_CLASSES = 80  # both configs are COCO's
+SEED = 0
+
+# the model sizes of --tiny
+_TINY_BACKBONE = {'model.backbone.depth': 18, 'model.backbone.base_channels': 16, 'model.neck.in_channels': [128],
+                  'model.neck.out_channels': 32, 'model.positional_encoding.num_feats': 16}
+_TINY_DETR_LAYER = {'embed_dims': 32, 'num_heads': 2}
+TINY_MODEL_OVERRIDES = {
+    'pix2seq': {
+        **_TINY_BACKBONE,
+        **{f'model.{part}.{key}': value for part in ('encoder', 'head')
+           for key, value in dict(num_layers=1, embed_dims=32, num_heads=2, ffn_dims=64).items()},
+    },
+    'detr': {
+        **_TINY_BACKBONE,
+        'model.bbox_head.embed_dims': 32,
+        **{f'model.{part}.num_layers': 1 for part in ('encoder', 'decoder')},
+        **{f'model.{part}.layer_cfg.{attn}': _TINY_DETR_LAYER
+           for part, attns in (('encoder', ('self_attn_cfg', )), ('decoder', ('self_attn_cfg', 'cross_attn_cfg')))
+           for attn in attns},
+        **{f'model.{part}.layer_cfg.ffn_cfg': dict(embed_dims=32, feedforward_channels=64)
+           for part in ('encoder', 'decoder')},
+    },
+}
+
+
+def load_config(model_name: str, objects: int, tiny: bool, compile_decoder: bool = False,
+                size: Optional[int] = None) -> Config:
+    """The paper's Pix2Seq R50 or mmdet's DETR R50 config, without pretrained weights, outputting ``objects``
+    objects per image (Pix2Seq's ``max_objects``, DETR's queries), shrunk when ``tiny``; Pix2Seq's decoder step
+    compiled when ``compile_decoder``, its frame ``size`` x ``size`` pixels when given."""
+    if model_name == 'pix2seq':
+        cfg = Config.fromfile(str(PIX2SEQ_CONFIG))
+        overrides = {'model.head.tokenizer.max_objects': objects, 'model.test_cfg.compile': compile_decoder}
+        if size is not None:
+            overrides['model.data_preprocessor.pad_size'] = (size, size)
+    else:
+        cfg = get_config(DETR_CONFIG)
+        overrides = {'model.num_queries': objects, 'model.test_cfg.max_per_img': objects}
+    overrides['model.backbone.init_cfg'] = None
+    if tiny:
+        overrides.update(TINY_MODEL_OVERRIDES[model_name])
+    cfg.merge_from_dict(overrides)
+    return cfg
+
+
+def build_detector(cfg: Config, device: str) -> torch.nn.Module:
+    """Build and initialise ``cfg.model`` (its own random initialisation) on ``device``."""
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model.to(device)
+
+
+def random_image(size: int) -> torch.Tensor:
+    """(3, size, size) uint8 image, the same for every child (seeded)."""
+    generator = torch.Generator().manual_seed(SEED)
+    return torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator)
+
+
+def random_boxes(size: int, count: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``count`` random xyxy boxes (count, 4) inside a size x size image and their labels (count,), seeded."""
+    generator = torch.Generator().manual_seed(SEED + 1)
+    top_left = torch.rand(count, 2, generator=generator) * 0.7 * size
+    extent = (0.1 + 0.2 * torch.rand(count, 2, generator=generator)) * size
+    labels = torch.randint(0, NUM_CLASSES, (count, ), generator=generator)
+    return torch.cat([top_left, top_left + extent], dim=1), labels
+
+
+def make_data_batch(size: int, batch: int, gt_boxes: int = 0) -> dict:
+    """A data batch as mmdet's dataloader yields it: ``batch`` copies of one random square image, with ``gt_boxes``
+    the same random ``gt_instances`` in each sample."""
+    image = random_image(size)
+    shape = (size, size)
+    boxes, labels = random_boxes(size, gt_boxes)
+    samples = []
+    for _ in range(batch):
+        sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, scale_factor=(1.0, 1.0)))
+        if gt_boxes:
+            sample.gt_instances = InstanceData(bboxes=HorizontalBoxes(boxes.clone()), labels=labels.clone())
+        samples.append(sample)
+    return dict(inputs=[image.clone() for _ in range(batch)], data_samples=samples)
+
+
+def autocast(device: str, amp: bool):
+    """fp16 autocast on CUDA, bf16 on CPU, or nothing."""
+    if not amp:
+        return nullcontext()
+    return torch.autocast(device, dtype=torch.float16 if device == 'cuda' else torch.bfloat16)
