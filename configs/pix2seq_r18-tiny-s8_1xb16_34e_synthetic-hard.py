@@ -1,7 +1,11 @@
-# The stride-8 synthetic recipe on the `hard` preset (up to 12 objects, small ones, clutter): data/synthetic_hard/.
+# The hard preset's recipe (PRESET=hard; up to 12 objects, small ones, clutter: data/synthetic_hard/): the stride-8
+# synthetic recipe with 12 objects per sequence and the main recipe's auxiliary dense head on its stride-8 encoder
+# output (docs/results_synthetic.md#hard-preset).
 _base_ = './pix2seq_r18-tiny-s8_1xb16_34e_synthetic.py'
 data_root = 'data/synthetic_hard/'
-model = dict(head=dict(tokenizer=dict(max_objects=12)))
+model = dict(
+    head=dict(tokenizer=dict(max_objects=12)),
+    aux_head=dict(_base_.aux_fcos_head, _delete_=True, strides=[8]))  # the stride-8 recipe has none
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader

@@ -1,0 +1,3 @@
+# Ablation on the hard preset: the hard recipe without its auxiliary dense head (docs/results_synthetic.md#hard-preset).
+_base_ = '../pix2seq_r18-tiny-s8_1xb16_34e_synthetic-hard.py'
+model = dict(aux_head=None)
