@@ -126,3 +126,46 @@ def test_aux_head_fits_a_frame_that_is_not_a_multiple_of_the_stride(synthetic_cf
     synthetic_cfg.model.aux_head = dict(synthetic_cfg.aux_fcos_head, strides=[16], num_classes=80)
     with pytest.raises(ValueError, match='aux_head num_classes \\(80\\) must equal the tokenizer\'s \\(4\\)'):
         build_model(synthetic_cfg)
+
+
+def test_several_sequences_per_image_share_one_encoder_pass(synthetic_cfg):
+    """``train_cfg.sequences_per_image = K``: the encoder runs once per batch of B images, the head decodes B * K
+    sequences against it, and every sequence's loss reaches the encoder through its own image's memory only."""
+    cfg = copy.deepcopy(synthetic_cfg)
+    cfg.model.train_cfg.sequences_per_image = 3
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    inputs, samples = make_batch(model)
+    calls = []
+    model.encoder.register_forward_hook(lambda module, args, out: calls.append(out.shape[0]))
+    losses = model.loss(inputs, samples)
+    assert calls == [2] and torch.isfinite(losses['loss'])
+    memory, memory_mask = model.encode(inputs, samples)
+    input_tokens, _, _ = model.head.sequence_augmentation(samples)
+    logits = model.head(memory, memory_mask, input_tokens)
+    assert logits.shape[0] == 6
+    for row in range(6):
+        (grad, ) = torch.autograd.grad(logits[row].logsumexp(-1).sum(), memory, retain_graph=True)
+        image = row // 3
+        assert grad[image].abs().sum() > 0 and grad[1 - image].abs().sum() == 0
+
+
+def test_identical_sequences_per_image_give_the_one_sequence_loss(synthetic_cfg):
+    """The loss is normalised over all sequences: K copies of the same sequence (no random order, noise or
+    corruption) give the K = 1 loss, and K = 1 is the default's loss bit for bit."""
+    losses = {}
+    for name, options in (('default', {}), ('k1', dict(sequences_per_image=1)),
+                          ('k1_fixed', dict(sequences_per_image=1, object_order='area', noise_mode='none',
+                                            class_label_corruption='none')),
+                          ('k3_fixed', dict(sequences_per_image=3, object_order='area', noise_mode='none',
+                                            class_label_corruption='none'))):
+        cfg = copy.deepcopy(synthetic_cfg)
+        cfg.model.train_cfg.update(options)
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        inputs, samples = make_batch(model)
+        torch.manual_seed(1)
+        losses[name] = model.loss(inputs, samples)
+    assert torch.equal(losses['default']['loss'], losses['k1']['loss'])
+    for key in ('loss', 'coord_ce', 'class_ce', 'eos_ce'):
+        assert losses['k3_fixed'][key].item() == pytest.approx(losses['k1_fixed'][key].item(), rel=1e-6), key

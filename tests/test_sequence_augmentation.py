@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 from mmdet.structures import DetDataSample
-from mmdet.structures.bbox import HorizontalBoxes, get_box_tensor
+from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 
@@ -207,9 +207,26 @@ def test_input_token_drop():
     assert inputs[0] == augmentation.tokenizer.BOS
 
 
+def test_sequences_per_image_have_their_own_order_noise_and_corruption():
+    """K sequences of one image in consecutive rows, each its own draw of the object order, the noise objects and the
+    input corruption; the real objects are the same in all of them."""
+    torch.manual_seed(0)
+    boxes = [[10 * i, 5, 10 * i + 8, 60] for i in range(5)]
+    samples = [make_sample(boxes, [0, 1, 2, 3, 0]), make_sample([[0, 0, 50, 50]], [1])]
+    inputs, targets, weights = build(max_objects=8, sequences_per_image=4)(samples)
+    assert inputs.shape == targets.shape == weights.shape == (8, 5 * 8 + 1)
+    first = targets[:4, :5 * 5].view(4, 5, 5)  # the five real objects of the first image, per sequence
+    orders = {tuple(slots[:, 1].tolist()) for slots in first}  # xmin tokens in sequence order
+    assert len(orders) > 1 and all(sorted(order) == sorted(next(iter(orders))) for order in orders)
+    noise = targets[:4, 5 * 5:5 * 8]
+    assert len({tuple(row.tolist()) for row in noise}) == 4
+    assert not torch.equal(inputs[0], inputs[1])
+    assert torch.equal(targets[4:, :4], targets[4:5, :4].expand(4, -1))  # the second image's one real box
+
+
 @pytest.mark.parametrize('kwargs', [dict(noise_mode='all'), dict(class_label_corruption='fake'),
                                     dict(object_order='size'), dict(shift_fraction=1.5), dict(jitter_std=-1),
-                                    dict(class_weight=-1)])
+                                    dict(class_weight=-1), dict(sequences_per_image=0)])
 def test_invalid_arguments_fail_at_build_time(kwargs):
     with pytest.raises(ValueError, match='model.train_cfg'):
         build(**kwargs)

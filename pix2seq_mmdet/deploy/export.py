@@ -24,8 +24,8 @@ Files written into the output folder (``tools/deployment/pytorch2onnx.py`` is th
   mean/std, channel order, ``pad_size``, ``pad_value``), the decoder geometry, class names, decoding defaults and
   the opset.
 
-:func:`~.check.check_export` checks the graphs with ``onnx.checker`` and runs them with ONNX Runtime against PyTorch on a
-random image.  The export uses PyTorch's TorchScript-based exporter (``dynamo=False``).
+:func:`~.check.check_export` checks the graphs with ``onnx.checker`` and runs them with ONNX Runtime against PyTorch
+on a random image.  The export uses PyTorch's TorchScript-based exporter (``dynamo=False``).
 """
 import copy
 import json

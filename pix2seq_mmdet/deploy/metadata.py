@@ -42,10 +42,12 @@ def load_metadata(model_dir: Union[str, os.PathLike]) -> dict:
                          f'{FORMAT_VERSION}: export the model again with this version of pix2seq_mmdet')
     return meta
 
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(-1, keepdims=True)
+
 
 class Vocabulary:
     """The token layout of an export (``pix2seq.json``'s ``vocabulary``, written from the model's tokenizer): special

@@ -38,6 +38,7 @@ class ImageMeta:
     img_shape: Tuple[int, int]
     scale_factor: Tuple[float, float]
 
+
 def load_image(image: ImageLike) -> np.ndarray:
     """A path (read with OpenCV, BGR) or an (H, W, 3) uint8 BGR array -> the (H, W, 3) uint8 BGR array."""
     if isinstance(image, (str, os.PathLike)):

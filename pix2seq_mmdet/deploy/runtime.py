@@ -90,9 +90,9 @@ class Pix2SeqRuntime:
         session_options = session_options or make_session_options(num_threads)
         providers = providers or ['CPUExecutionProvider']
         self.encoder_session = open_session(self.model_dir / graphs[encoder_key]['file'], graphs[encoder_key],
-                                             meta, session_options, providers)
+                                            meta, session_options, providers)
         decoder_session = open_session(self.model_dir / graphs[decoder_key]['file'], graphs[decoder_key], meta,
-                                        session_options, providers)
+                                       session_options, providers)
         self.vocab = Vocabulary(meta['vocabulary'])
         self.geometry = meta['geometry']
         self.static_batch = None if meta['dynamic_batch'] else int(meta['batch_size'])

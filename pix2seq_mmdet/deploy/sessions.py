@@ -41,7 +41,7 @@ def create_session(path: Union[str, os.PathLike], options: Optional[ort.SessionO
 
 
 def open_session(path: Path, spec: dict, meta: dict, options: ort.SessionOptions,
-                  providers: Sequence[str]) -> ort.InferenceSession:
+                 providers: Sequence[str]) -> ort.InferenceSession:
     session = create_session(path, options, providers)
     export_id = session.get_modelmeta().custom_metadata_map.get(EXPORT_ID_KEY)
     if export_id != meta['export_id']:

@@ -73,8 +73,8 @@ class CachedSelfAttention(torch.autograd.Function):
 
 class MemoryAttention(torch.autograd.Function):
     """One query's cross-attention to the projected memory: ``query`` (B, H, 1, Dh), ``key`` / ``value``
-    (B, H, S, Dh), ``num_heads`` -> (B, 1, D), heads merged.  Computed as ``single_query_attention``; exported as ONNX Runtime's
-    ``com.microsoft.MultiHeadAttention`` (one fused operator instead of seven)."""
+    (B, H, S, Dh), ``num_heads`` -> (B, 1, D), heads merged.  Computed as ``single_query_attention``; exported as ONNX
+    Runtime's ``com.microsoft.MultiHeadAttention`` (one fused operator instead of seven)."""
 
     @staticmethod
     def forward(ctx, query: Tensor, key: Tensor, value: Tensor, num_heads: int) -> Tensor:

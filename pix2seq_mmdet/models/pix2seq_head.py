@@ -46,7 +46,7 @@ class Pix2SeqHead(BaseModule):
         norm_eps (float): Epsilon of every LayerNorm of the decoder, the final one included (official: 1e-6; the
             default 1e-5 is torch's).
         train_cfg (dict, optional): :class:`~.sequence_augmentation.SequenceAugmentation` options (object order,
-            noise, token weights, input corruption).
+            noise, token weights, input corruption, sequences per image).
         test_cfg (dict, optional): :class:`DecodingConfig` fields plus ``classes_per_box`` (default 1, the paper:
             each decoded box is one detection of its most probable class; ``k`` > 1 makes it ``k`` detections, one
             per class among its ``k`` most probable, each scored by that class's probability, as DETR-style
@@ -124,12 +124,21 @@ class Pix2SeqHead(BaseModule):
         Args:
             memory (Tensor): (B, S, D) encoder output projected to the decoder width.
             memory_mask (Tensor, optional): (B, S) bool, True at padded positions.
-            input_tokens (Tensor): (B, T) int64, BOS first.
+            input_tokens (Tensor): (B * K, T) int64, BOS first: K sequences per image in consecutive rows
+                (``train_cfg.sequences_per_image``), all read the image's memory, projected once.
 
         Returns:
-            Tensor: (B, T, V) logits of the next token at every position.
+            Tensor: (B * K, T, V) logits of the next token at every position.
         """
         memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask)
+        sequences_per_image, rest = divmod(input_tokens.shape[0], memory.shape[0])
+        if rest:
+            raise ValueError(f'{input_tokens.shape[0]} sequences for {memory.shape[0]} images: expected a multiple')
+        if sequences_per_image > 1:
+            memory_key_value = [tuple(x.repeat_interleave(sequences_per_image, dim=0) for x in pair)
+                                for pair in memory_key_value]
+            if memory_attn_mask is not None:
+                memory_attn_mask = memory_attn_mask.repeat_interleave(sequences_per_image, dim=0)
         hidden = self.embed_tokens(input_tokens)
         for layer, layer_memory in zip(self.layers, memory_key_value):
             hidden = layer(hidden, is_causal=True, memory_key_value=layer_memory, memory_attn_mask=memory_attn_mask)

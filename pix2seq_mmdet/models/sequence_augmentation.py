@@ -47,6 +47,10 @@ class SequenceAugmentation:
     ``official`` layout EOS is PAD, so every trailing PAD target gets ``eos_weight``, exactly as the official
     ``preprocess_batched`` weights its padding.
 
+    Sequences per image: ``sequences_per_image = K`` builds K sequences of every image, each with its own object
+    order, noise objects and corruption (K = 1, the paper's, one sequence per image); the head decodes them all
+    against the image's memory, computed once, so the decoder gets K supervision signals per encoder pass.
+
     Input corruption (targets keep the true tokens): every input class token is replaced, per
     ``class_label_corruption``, by a random real class (``rand_cls``), by FAKE with probability
     ``fake_class_prob`` else the true class (``real_n_fake_cls``), or by FAKE with probability ``fake_class_prob``
@@ -56,6 +60,7 @@ class SequenceAugmentation:
     Args:
         tokenizer (Pix2SeqTokenizer): The head's vocabulary.
         object_order (str): ``random`` | ``area`` | ``dist2ori`` | ``none``.
+        sequences_per_image (int): K, see above.
         Others: see above.
     """
 
@@ -64,7 +69,7 @@ class SequenceAugmentation:
                  shift_fraction: float = 0.5, random_size_std: float = 0.5, class_weight: float = 1.0,
                  noise_class_weight: float = 1.0, eos_weight: float = 0.1,
                  class_label_corruption: str = 'rand_n_fake_cls', fake_class_prob: float = 0.5,
-                 input_seq_drop_rate: float = 0.0) -> None:
+                 input_seq_drop_rate: float = 0.0, sequences_per_image: int = 1) -> None:
         checks = [(object_order in OBJECT_ORDERS, f'object_order must be one of {OBJECT_ORDERS}'),
                   (noise_mode in NOISE_MODES, f'noise_mode must be one of {NOISE_MODES}'),
                   (class_label_corruption in CLASS_CORRUPTIONS,
@@ -75,6 +80,8 @@ class SequenceAugmentation:
         checks += [(value >= 0, f'{name} must be >= 0') for name, value in (
             ('jitter_std', jitter_std), ('jitter_max', jitter_max), ('random_size_std', random_size_std),
             ('class_weight', class_weight), ('noise_class_weight', noise_class_weight), ('eos_weight', eos_weight))]
+        checks.append((isinstance(sequences_per_image, int) and sequences_per_image >= 1,
+                       'sequences_per_image must be an integer >= 1'))
         for ok, message in checks:
             if not ok:
                 raise ValueError(f'model.train_cfg: {message}')
@@ -92,6 +99,7 @@ class SequenceAugmentation:
         self.class_label_corruption = class_label_corruption
         self.fake_class_prob = fake_class_prob
         self.input_seq_drop_rate = input_seq_drop_rate
+        self.sequences_per_image = sequences_per_image
 
     # ------------------------------------------------------------------- boxes
     def real_objects(self, sample: DetDataSample) -> Tuple[Tensor, Tensor]:
@@ -194,11 +202,14 @@ class SequenceAugmentation:
         return input_tokens, target_tokens, self.token_weights(target_tokens, len(real_boxes))
 
     def __call__(self, batch_data_samples: List[DetDataSample]) -> Tuple[Tensor, Tensor, Tensor]:
-        """A batch's ``input_tokens``, ``target_tokens`` and ``token_weights``, each (B, L)."""
-        per_sample = [self.sample_sequences(sample) for sample in batch_data_samples]
+        """A batch's ``input_tokens``, ``target_tokens`` and ``token_weights``, each (B * K, L), the K sequences of
+        an image in consecutive rows."""
+        per_sample = [self.sample_sequences(sample) for sample in batch_data_samples
+                      for _ in range(self.sequences_per_image)]
         input_tokens, target_tokens, token_weights = (torch.stack(parts) for parts in zip(*per_sample))
         return input_tokens, target_tokens, token_weights
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(object_order={self.object_order!r}, noise_mode={self.noise_mode!r}, '
-                f'class_label_corruption={self.class_label_corruption!r})')
+                f'class_label_corruption={self.class_label_corruption!r}, '
+                f'sequences_per_image={self.sequences_per_image})')
