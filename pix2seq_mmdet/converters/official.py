@@ -419,8 +419,9 @@ def reinit_class_tokens(state: Dict[str, torch.Tensor], tokenizer, std: float = 
     other classes: the rows of :attr:`~pix2seq_mmdet.models.Pix2SeqTokenizer.class_token_space` (tokens 100..999,
     every official class id, so no class of the source dataset keeps its learned embedding or logit bias) of
     ``head.token_embed.weight`` are drawn from a normal of std ``std`` truncated at 2 std (the official embedding
-    initialiser, ``TruncatedNormal(0.02)``) and the same entries of ``head.output_bias`` are set to 0 (the official bias initialiser).  Every other weight (the
-    special, FAKE and coordinate tokens, the positions, the whole network) is kept.
+    initialiser, ``TruncatedNormal(0.02)``) and the same entries of ``head.output_bias`` are set to 0 (the official bias
+    initialiser).  Every other weight (the special, FAKE and coordinate tokens, the positions, the whole network) is
+    kept.
 
     Returns:
         list[int]: The re-initialised token ids.
