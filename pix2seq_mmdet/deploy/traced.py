@@ -114,9 +114,9 @@ class FunctionalCache(DecodingCache):
         self.updated[layer_index] = (key_buffer.scatter(2, index, key), value_buffer.scatter(2, index, value))
         return (*self.updated[layer_index], self.attn_mask)  # static shapes: the window is the whole buffer
 
-    def kernels(self, layers: Sequence[nn.Module]) -> List[Tuple[Optional[AttentionKernel], ...]]:
-        """Per decoder layer, the self- and cross-attention kernels to trace with (None: the layer's own)."""
-        return [(None, None) for _ in layers]
+    def kernels(self, layers: Sequence[nn.Module]) -> List[Tuple[AttentionKernel, AttentionKernel]]:
+        """Per decoder layer, the self- and cross-attention kernels to trace with: the layer's own."""
+        return [(layer.self_attn.kernel, layer.cross_attn.kernel) for layer in layers]
 
 
 class GroupQueryAttentionCache(FunctionalCache):
@@ -136,21 +136,19 @@ class GroupQueryAttentionCache(FunctionalCache):
 
         return kernel
 
-    def kernels(self, layers: Sequence[nn.Module]) -> List[Tuple[Optional[AttentionKernel], ...]]:
+    def kernels(self, layers: Sequence[nn.Module]) -> List[Tuple[AttentionKernel, AttentionKernel]]:
         return [(self.self_attention_kernel(index, layer.self_attn.num_heads),
                  memory_attention_kernel(layer.cross_attn.num_heads)) for index, layer in enumerate(layers)]
 
 
 @contextmanager
 def swapped_kernels(layers: Sequence[nn.Module],
-                    kernels: Sequence[Tuple[Optional[AttentionKernel], ...]]) -> Iterator[None]:
-    """Set each decoder layer's self- and cross-attention kernels (None: keep the layer's) and restore them
-    afterwards."""
+                    kernels: Sequence[Tuple[AttentionKernel, AttentionKernel]]) -> Iterator[None]:
+    """Set each decoder layer's self- and cross-attention kernels and restore them afterwards."""
     saved = [(layer.self_attn.kernel, layer.cross_attn.kernel) for layer in layers]
     try:
         for layer, (self_kernel, cross_kernel) in zip(layers, kernels):
-            layer.self_attn.kernel = self_kernel or layer.self_attn.kernel
-            layer.cross_attn.kernel = cross_kernel or layer.cross_attn.kernel
+            layer.self_attn.kernel, layer.cross_attn.kernel = self_kernel, cross_kernel
         yield
     finally:
         for layer, (self_kernel, cross_kernel) in zip(layers, saved):
