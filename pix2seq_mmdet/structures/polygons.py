@@ -1,0 +1,55 @@
+"""Polygons to masks, with numpy and pycocotools only (no torch), for the model and the ONNX runtime alike.
+
+Coordinates follow COCO's convention: pixel ``(row, col)`` covers ``[col, col + 1) x [row, row + 1)``, so a polygon
+in pixel units rasterises with pycocotools exactly as its annotation does.
+"""
+from typing import Sequence
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+def frame_points_to_pixels(parts_yx: Sequence[np.ndarray], frame_hw: Sequence[float], img_hw: Sequence[float],
+                           flip_direction: str = None, scale_factor: Sequence[float] = (1.0, 1.0)) -> list:
+    """Normalised ``(y, x)`` points of the padded frame -> ``(x, y)`` pixels of the image the boxes are reported in.
+
+    Args:
+        parts_yx (Sequence[np.ndarray]): Each (P, 2) normalised to the ``frame_hw`` frame (``pad_shape``).
+        frame_hw (Sequence[float]): The frame's height and width.
+        img_hw (Sequence[float]): The image's height and width inside the frame (``img_shape``), what a flip
+            mirrors across.
+        flip_direction (str, optional): mmdet's ``flip_direction`` when the pipeline flipped the image
+            (``horizontal``, ``vertical`` or ``diagonal``), undone here.
+        scale_factor (Sequence[float]): mmdet's ``(w_scale, h_scale)`` of the resize, divided out.
+
+    Returns:
+        list[np.ndarray]: Each (P, 2) float64 ``(x, y)``.
+    """
+    frame_h, frame_w = frame_hw
+    img_h, img_w = img_hw
+    pixels = []
+    for part in parts_yx:
+        x = np.asarray(part[:, 1], dtype=np.float64) * frame_w
+        y = np.asarray(part[:, 0], dtype=np.float64) * frame_h
+        if flip_direction in ('horizontal', 'diagonal'):
+            x = img_w - x
+        if flip_direction in ('vertical', 'diagonal'):
+            y = img_h - y
+        pixels.append(np.stack([x / scale_factor[0], y / scale_factor[1]], axis=1))
+    return pixels
+
+
+def rasterize_polygon(parts_xy: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
+    """One object's parts, each (P, 2) ``(x, y)`` pixels with P >= 3, -> its (height, width) bool mask (the union
+    of the parts, as COCO's ``annToMask``); no parts give an empty mask."""
+    polygons = [np.asarray(part, dtype=np.float64).reshape(-1).tolist() for part in parts_xy if len(part) >= 3]
+    if not polygons:
+        return np.zeros((height, width), dtype=bool)
+    rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+    return mask_utils.decode(rle).astype(bool)
+
+
+def ensemble_masks(masks: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """(S, H, W) masks of S sampled polygons of one object -> (H, W) bool: pixels covered by at least a
+    ``threshold`` fraction of the samples (the official ``ensemble_mask_np``)."""
+    return masks.mean(axis=0, dtype=np.float32) >= threshold
