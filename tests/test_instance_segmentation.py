@@ -32,8 +32,8 @@ def test_official_layout_ids_are_vocab_py_s():
     # coord_vocab_shift 1000
     tokenizer = Pix2SeqTokenizer(80, 1000, 100, layout='official', class_ids='coco', tasks=V2)
     assert tokenizer.task_prompts == {'detection': 10, 'instance_segmentation': 11}
-    assert (tokenizer.PAD, tokenizer.EOS, tokenizer.FAKE, tokenizer.SEPARATOR, tokenizer.INVISIBLE) == (0, 0, 30, 40,
-                                                                                                         41)
+    special = (tokenizer.PAD, tokenizer.EOS, tokenizer.FAKE, tokenizer.SEPARATOR, tokenizer.INVISIBLE)
+    assert special == (0, 0, 30, 40, 41)
     assert (tokenizer.CLASS_OFFSET, tokenizer.coord_offset, tokenizer.vocab_size) == (100, 1000, 3000)
     prompt = tokenizer.instance_prompts(torch.tensor([[0.0, 0.25, 0.5, 1.0]]), torch.tensor([0]))
     assert prompt.tolist() == [[11, 1000, 1250, 1500, 1999, 101]]  # COCO label 0 is category 1
@@ -174,8 +174,8 @@ def test_bad_polygons_are_named_or_skipped():
     with pytest.raises(ValueError, match='bad.jpg, instance 0.*not finite'):
         InstanceSegmentationSequences(tokenizer)([sample])
     # a part of fewer than 3 points is skipped; an instance without a usable part is left out
-    short = PolygonMasks([[np.array([10.0, 10, 50, 12])], [np.array([60.0, 20, 90, 20, 90, 60]),
-                                                            np.array([1.0, 1, 2, 2])]], 64, 96)
+    short = PolygonMasks([[np.array([10.0, 10, 50, 12])],
+                          [np.array([60.0, 20, 90, 20, 90, 60]), np.array([1.0, 1, 2, 2])]], 64, 96)
     sample, _ = polygon_sample(False, short)
     rows = InstanceSegmentationSequences(tokenizer)([sample])
     assert len(rows[0]) == 1 and (rows[1][0] == tokenizer.SEPARATOR).sum() == 0

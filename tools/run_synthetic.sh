@@ -23,7 +23,7 @@ if [ "$TASK" = seg ]; then
   if [ "$PRESET" != easy ]; then
     echo "run_synthetic.sh: TASK=seg has a recipe for PRESET=easy only, got '$PRESET'" >&2; exit 2
   fi
-  CONFIG=configs/pix2seq-v2_r18-tiny_1xb16_30e_synthetic-112.py; SUFFIX=-seg
+  CONFIG=configs/pix2seq-v2_r18-tiny_1xb16_26e_synthetic-112.py; SUFFIX=-seg
 fi
 WORK_DIR="${WORK_DIR:-work_dirs/synthetic-$PRESET$SUFFIX}"
 PY=.venv/bin/python

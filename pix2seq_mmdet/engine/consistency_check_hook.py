@@ -71,11 +71,18 @@ def check_checkpoint_fits(checkpoint: dict, model: nn.Module, source: str) -> No
                 f'({tokenizer.describe_vocabulary()}): set num_classes '
                 'and num_bins of model.head.tokenizer to the checkpoint\'s; to fine-tune on '
                 f'other classes, load a checkpoint without {", ".join(VOCABULARY_PARAMETERS)}')
-    if POSITION_PARAMETER in state and state[POSITION_PARAMETER].shape[0] != tokenizer.seq_len:
+    if POSITION_PARAMETER in state and state[POSITION_PARAMETER].shape[0] != tokenizer.num_positions:
         length = state[POSITION_PARAMETER].shape[0]
-        raise ValueError(f'checkpoint {source} was trained on sequences of {length} tokens (max_objects '
-                         f'{(length - 1) // TOKENS_PER_OBJECT}) but this model uses {tokenizer.seq_len} (max_objects '
-                         f'{tokenizer.max_objects}): set model.head.tokenizer.max_objects to the checkpoint\'s')
+        if tokenizer.num_positions == tokenizer.seq_len:
+            raise ValueError(f'checkpoint {source} was trained on sequences of {length} tokens (max_objects '
+                             f'{(length - 1) // TOKENS_PER_OBJECT}) but this model uses {tokenizer.seq_len} '
+                             f'(max_objects {tokenizer.max_objects}): set model.head.tokenizer.max_objects to the '
+                             'checkpoint\'s')
+        raise ValueError(f'checkpoint {source} embeds {length} sequence positions but this model embeds '
+                         f'{tokenizer.num_positions} (the longest of {tokenizer.seq_len} for detection, max_objects '
+                         f'{tokenizer.max_objects}, and {tokenizer.instance_seq_len} for instance segmentation, '
+                         f'max_points_per_object {tokenizer.max_points_per_object}): set those of '
+                         'model.head.tokenizer to the checkpoint\'s')
     mismatched = [f'{name} {tuple(state[name].shape)} vs {tuple(expected[name].shape)}' for name in shared
                   if state[name].shape != expected[name].shape]
     if mismatched:

@@ -113,4 +113,3 @@ def polygon_constraint(tokenizer: Pix2SeqTokenizer, device: torch.device) -> Ten
     constraint[tokenizer.coordinates] = 0
     constraint[[tokenizer.SEPARATOR, tokenizer.EOS]] = 0
     return constraint
-

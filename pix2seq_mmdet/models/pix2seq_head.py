@@ -359,7 +359,8 @@ class Pix2SeqHead(BaseModule):
             masks = responses_to_masks(responses[start:start + count * cfg.num_samples], tokenizer, sample.metainfo,
                                        rescale, cfg)
             start += count * cfg.num_samples
-            masks = torch.from_numpy(np.concatenate([masks, np.zeros((1, ) + masks.shape[1:], dtype=bool)]))  # row -1: not segmented
+            not_segmented = np.zeros((1, ) + masks.shape[1:], dtype=bool)  # row -1
+            masks = torch.from_numpy(np.concatenate([masks, not_segmented]))
             result.masks = masks[slot.cpu()].to(result.bboxes.device)
         return results
 

@@ -5,7 +5,9 @@ Every ground-truth box of the test set is written as the model's tokens (normali
 ``num_bins``, at most ``max_objects`` per image in the config's training order) and read back with the head's own
 ``tokens_to_instances``, each with its true class at probability 1; mmdet's ``CocoMetric`` then scores these
 detections against the annotations.  What the result misses of 1.0 is lost to the frame, the bins or the object limit,
-whatever the model learns.
+whatever the model learns.  With the instance segmentation task (``tasks`` of the tokenizer), every ground-truth
+polygon is also written as the task's response (the training rule: clipping, ``simplify_tolerance``,
+``canonical_order``, ``max_points_per_object``) and read back into a mask as a prediction is, so ``segm`` is scored too.
 
 Usage::
 
@@ -17,10 +19,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
-from mmdet.structures.bbox import get_box_tensor
+from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
+
+from pix2seq_mmdet.models.mask_prediction import MaskDecodingConfig, responses_to_masks
 
 
 def ground_truth_as_detections(model, data_sample) -> None:
@@ -28,7 +33,8 @@ def ground_truth_as_detections(model, data_sample) -> None:
     head, tokenizer = model.head, model.head.tokenizer
     # the test pipeline loads the boxes after resizing (original image pixels): into the frame, as in training, then
     # the head's own real-object selection (normalise, drop empty boxes, order, keep max_objects)
-    framed = data_sample.clone()
+    framed = data_sample.clone()  # shallow: its own instances, so that the sample's boxes stay the original's
+    framed.gt_instances = data_sample.gt_instances.clone()
     boxes = get_box_tensor(framed.gt_instances.bboxes).float()
     framed.gt_instances.bboxes = boxes * boxes.new_tensor(data_sample.scale_factor).repeat(2)
     yxyx, labels = head.sequence_augmentation.real_objects(framed)
@@ -37,6 +43,28 @@ def ground_truth_as_detections(model, data_sample) -> None:
     class_probs[torch.arange(len(labels)), labels] = 1.0
     data_sample.pred_instances = head.tokens_to_instances(tokens[:5 * tokenizer.max_objects], class_probs,
                                                           data_sample.metainfo)
+    if head.instance_sequences is not None:
+        add_ground_truth_masks(model, framed, data_sample)
+
+
+def add_ground_truth_masks(model, framed, data_sample) -> None:
+    """Give every detection the mask of the ground-truth instance its box came from, after a round trip of the
+    instance's polygon through the task's response tokens."""
+    head, tokenizer = model.head, model.head.tokenizer
+    polygons = framed.gt_instances.masks.rescale(1.0)  # a copy, moved into the resized image below
+    scale_w, scale_h = data_sample.scale_factor
+    responses = []
+    for polygon in polygons.masks:
+        scaled = [part * np.tile([scale_w, scale_h], len(part) // 2) for part in polygon]
+        parts = head.instance_sequences.polygon_parts(scaled, data_sample.pad_shape[:2], data_sample.img_path)
+        responses.append(tokenizer.encode_polygon(parts))
+    pred = data_sample.pred_instances
+    cfg = MaskDecodingConfig(num_samples=1)
+    masks = responses_to_masks(torch.stack(responses), tokenizer, data_sample.metainfo, True, cfg) if responses \
+        else np.zeros((0, *data_sample.ori_shape[:2]), dtype=bool)
+    source = bbox_overlaps(pred.bboxes, get_box_tensor(data_sample.gt_instances.bboxes).float()).argmax(1) \
+        if len(pred.bboxes) else torch.zeros(0, dtype=torch.long)
+    pred.masks = torch.from_numpy(masks)[source]
 
 
 def vocabulary_ceiling(cfg: Config) -> dict:
@@ -44,6 +72,11 @@ def vocabulary_ceiling(cfg: Config) -> dict:
     with tempfile.TemporaryDirectory() as work_dir:
         # a visualiser of its own: mmengine keeps instances by name, and an earlier one may write to a deleted dir
         cfg.merge_from_dict({'work_dir': work_dir, 'visualizer.name': f'vocabulary_ceiling_{Path(work_dir).name}'})
+        if 'instance_segmentation' in cfg.model.head.tokenizer.get('tasks', ()):
+            # the polygons too, as training loads them
+            for transform in cfg.test_dataloader.dataset.pipeline:
+                if transform['type'] == 'LoadAnnotations':
+                    transform.update(with_mask=True, poly2mask=False)
         runner = Runner.from_cfg(cfg)
         model, dataloader, evaluator = runner.model, runner.test_dataloader, runner.test_evaluator
         model.eval()
