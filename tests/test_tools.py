@@ -200,3 +200,19 @@ def test_vocabulary_ceiling_scores_the_ground_truth_and_falls_with_coarser_bins(
     coarse = ceiling.vocabulary_ceiling(cfg)
     assert fine['coco/bbox_mAP_50'] == 1.0 and fine['coco/bbox_mAP'] > 0.95, fine
     assert coarse['coco/bbox_mAP'] < fine['coco/bbox_mAP'] - 0.2, coarse
+
+
+def test_vocabulary_ceiling_reads_the_polygons_back_into_the_annotated_masks(synthetic_root):
+    """With the instance segmentation task the ground-truth outlines, through the task's tokens and the prediction's
+    rasterisation at the original size, score as the annotation's masks (the test images, 128 px, are resized into the
+    112-px frame); too few points per object lose most of the outlines."""
+    from mmengine.config import Config
+    ceiling = load_tool('vocabulary_ceiling')
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'pix2seq-v2_r18-tiny_1xb16_26e_synthetic-112.py'))
+    cfg.merge_from_dict({'test_dataloader.dataset.data_root': f'{synthetic_root}/',
+                         'test_evaluator.ann_file': f'{synthetic_root}/annotations/instances_val.json'})
+    full = ceiling.vocabulary_ceiling(copy.deepcopy(cfg))
+    cfg.merge_from_dict({'model.head.tokenizer.max_points_per_object': 3})
+    truncated = ceiling.vocabulary_ceiling(cfg)
+    assert full['coco/segm_mAP_50'] == 1.0 and full['coco/segm_mAP'] > 0.9, full
+    assert truncated['coco/segm_mAP'] < full['coco/segm_mAP'] - 0.2, truncated

@@ -1,6 +1,9 @@
-"""The detector, its head, the Transformer layers, the vocabulary, sequence augmentation and decoding."""
+"""The detector, its head, the Transformer layers, the vocabulary, sequence augmentation, the instance segmentation
+sequences and masks, and decoding."""
 from .data_preprocessor import Pix2SeqDataPreprocessor
-from .decoding import DecodingCache, DecodingConfig, decode_sequences
+from .decoding import DecodingCache, DecodingConfig, decode_responses, decode_sequences
+from .instance_sequences import InstanceSegmentationSequences
+from .mask_prediction import MaskDecodingConfig
 from .pix2seq import Pix2Seq
 from .pix2seq_head import Pix2SeqHead
 from .positional_encoding import Pix2SeqSinCosPositionalEncoding, SumPositionalEncoding
@@ -11,6 +14,6 @@ from .tokenizer import Pix2SeqTokenizer
 
 __all__ = [
     'Pix2Seq', 'Pix2SeqHead', 'Pix2SeqDataPreprocessor', 'Pix2SeqTokenizer', 'SequenceAugmentation',
-    'TokenProjection', 'DecodingCache', 'DecodingConfig', 'decode_sequences', 'Pix2SeqResNet',
-    'Pix2SeqSinCosPositionalEncoding', 'SumPositionalEncoding'
+    'TokenProjection', 'DecodingCache', 'DecodingConfig', 'decode_sequences', 'decode_responses', 'Pix2SeqResNet',
+    'Pix2SeqSinCosPositionalEncoding', 'SumPositionalEncoding', 'InstanceSegmentationSequences', 'MaskDecodingConfig'
 ]
