@@ -278,3 +278,21 @@ def test_task_options_need_the_task(synthetic_cfg):
         MaskDecodingConfig(prompt_boxes='boxes')
     with pytest.raises(ValueError, match='beam'):
         MaskDecodingConfig(strategy='beam')
+
+
+def test_decoding_in_row_batches_gives_the_same_masks(synthetic_cfg):
+    model = seg_model(synthetic_cfg, num_samples=3, prompt_boxes='ground_truth', strategy='greedy').eval()
+    sample, _ = polygon_sample(False)
+    sample.gt_instances.bboxes = sample.gt_instances.bboxes.tensor / sample.gt_instances.bboxes.tensor.new_tensor(
+        sample.metainfo['scale_factor']).repeat(2)
+    inputs = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        memory, memory_mask = model.encode(inputs, [sample])
+        results = []
+        for max_rows in (None, 4):
+            model.head.mask_decoding_cfg = MaskDecodingConfig(num_samples=3, prompt_boxes='ground_truth',
+                                                              strategy='greedy', max_rows=max_rows)
+            results.append(model.head.predict_masks(memory, memory_mask, [None], [sample])[0].masks)
+    assert torch.equal(*results)
+    with pytest.raises(ValueError, match='max_rows'):
+        MaskDecodingConfig(max_rows=0)

@@ -9,7 +9,7 @@ size the boxes are reported in (the original image's with ``rescale``), and the 
 mask; boxes beyond ``max_instances`` get empty masks.
 """
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -38,6 +38,8 @@ class MaskDecodingConfig:
         max_instances (int): Most boxes per image to segment, best first.
         constrained (bool): Restrict responses to coordinates, separators and EOS (the official decoder does not;
             a model that has learnt the task puts almost no mass elsewhere).
+        max_rows (int, optional): Most prompt samples (boxes x samples) decoded at once; the key/value cache holds
+            this many rows, so it bounds the memory (default None: the whole batch at once).
     """
     num_samples: int = 8
     strategy: str = 'nucleus'
@@ -47,12 +49,13 @@ class MaskDecodingConfig:
     prompt_boxes: str = 'predicted'
     max_instances: int = 100
     constrained: bool = True
+    max_rows: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.prompt_boxes not in PROMPT_BOXES:
             raise ValueError(f'test_cfg.instance_segmentation.prompt_boxes must be one of {PROMPT_BOXES}, got '
                              f'{self.prompt_boxes!r}')
-        for name in ('num_samples', 'max_instances'):
+        for name in ('num_samples', 'max_instances') + (('max_rows', ) if self.max_rows is not None else ()):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise ValueError(f'test_cfg.instance_segmentation.{name} must be an integer >= 1, got '
                                  f'{getattr(self, name)!r}')

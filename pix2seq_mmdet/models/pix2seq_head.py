@@ -330,7 +330,8 @@ class Pix2SeqHead(BaseModule):
                       generator: Optional[torch.Generator] = None) -> List[InstanceData]:
         """Add ``masks`` (N, H, W) bool to each image's detections (or, with ``prompt_boxes='ground_truth'``,
         replace the detections by the ground truth first), with ``test_cfg.instance_segmentation``
-        (:mod:`~.mask_prediction`); all prompts and samples of the batch decode as one batch."""
+        (:mod:`~.mask_prediction`); all prompts and samples of the batch decode as one batch (or in batches of
+        ``max_rows``)."""
         cfg, tokenizer = self.mask_decoding_cfg, self.tokenizer
         if cfg.prompt_boxes == 'ground_truth':
             results = self.ground_truth_instances(batch_data_samples, rescale)
@@ -342,17 +343,20 @@ class Pix2SeqHead(BaseModule):
             image_index += [index] * len(rows)
             slots.append(slot)
         prompts = torch.cat(prompts).repeat_interleave(cfg.num_samples, dim=0)
-        responses = prompts.new_zeros(0, tokenizer.response_len)
-        if len(prompts):
-            image_index = torch.tensor(image_index, device=memory.device).repeat_interleave(cfg.num_samples)
-            cache = self.init_cache(memory, memory_mask, image_index, tokenizer.instance_seq_len)
+        image_index = torch.tensor(image_index, dtype=torch.long, device=memory.device)
+        image_index = image_index.repeat_interleave(cfg.num_samples)
+        constraint = polygon_constraint(tokenizer, memory.device) if cfg.constrained else None
+        responses = [prompts.new_zeros(0, tokenizer.response_len).cpu()]
+        for start in range(0, len(prompts), cfg.max_rows or max(len(prompts), 1)):
+            rows = slice(start, start + (cfg.max_rows or len(prompts)))
+            cache = self.init_cache(memory, memory_mask, image_index[rows], tokenizer.instance_seq_len)
 
-            def step(tokens: Tensor, position: int) -> Tensor:
+            def step(tokens: Tensor, position: int, cache: DecodingCache = cache) -> Tensor:
                 return self.forward_step(tokens, position, cache)[:, -1]
 
-            constraint = polygon_constraint(tokenizer, memory.device) if cfg.constrained else None
-            responses = decode_responses(step, prompts, tokenizer.response_len, tokenizer.EOS, tokenizer.PAD,
-                                         cfg.decoding, constraint, generator).cpu()
+            responses.append(decode_responses(step, prompts[rows], tokenizer.response_len, tokenizer.EOS,
+                                              tokenizer.PAD, cfg.decoding, constraint, generator).cpu())
+        responses = torch.cat(responses)
         start = 0
         for result, sample, slot in zip(results, batch_data_samples, slots):
             count = int(slot.max()) + 1 if len(slot) else 0
