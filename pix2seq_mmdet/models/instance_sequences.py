@@ -91,7 +91,7 @@ class InstanceSegmentationSequences:
             if self.simplify_tolerance > 0 and len(points) > 3:
                 scaled = (points * bins).astype(np.float32)[:, None, :]
                 points = cv2.approxPolyDP(scaled, self.simplify_tolerance, True)[:, 0].astype(np.float64) / bins
-                quantized = np.round(points * bins)
+                quantized = self.tokenizer.quantize(torch.from_numpy(points)).numpy()
                 keep = np.any(quantized != np.roll(quantized, 1, axis=0), axis=1)
                 points = points[keep] if keep.any() else points[:1]
             if len(points) >= 3:

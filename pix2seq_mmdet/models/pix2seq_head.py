@@ -335,20 +335,22 @@ class Pix2SeqHead(BaseModule):
         cfg, tokenizer = self.mask_decoding_cfg, self.tokenizer
         if cfg.prompt_boxes == 'ground_truth':
             results = self.ground_truth_instances(batch_data_samples, rescale)
-        prompts, image_index, slots = [], [], []
+        prompts, image_index, slots, counts = [], [], [], []
         for index, (result, sample) in enumerate(zip(results, batch_data_samples)):
             rows, slot = distinct_boxes(result.bboxes, cfg.max_instances)
             boxes = boxes_in_frame(result.bboxes[rows], sample.metainfo, rescale, tokenizer)
             prompts.append(tokenizer.instance_prompts(boxes, result.labels[rows]))
             image_index += [index] * len(rows)
             slots.append(slot)
+            counts.append(len(rows) * cfg.num_samples)
         prompts = torch.cat(prompts).repeat_interleave(cfg.num_samples, dim=0)
         image_index = torch.tensor(image_index, dtype=torch.long, device=memory.device)
         image_index = image_index.repeat_interleave(cfg.num_samples)
         constraint = polygon_constraint(tokenizer, memory.device) if cfg.constrained else None
         responses = [prompts.new_zeros(0, tokenizer.response_len).cpu()]
-        for start in range(0, len(prompts), cfg.max_rows or max(len(prompts), 1)):
-            rows = slice(start, start + (cfg.max_rows or len(prompts)))
+        batch_rows = cfg.max_rows or max(len(prompts), 1)
+        for start in range(0, len(prompts), batch_rows):
+            rows = slice(start, start + batch_rows)
             cache = self.init_cache(memory, memory_mask, image_index[rows], tokenizer.instance_seq_len)
 
             def step(tokens: Tensor, position: int, cache: DecodingCache = cache) -> Tensor:
@@ -356,13 +358,9 @@ class Pix2SeqHead(BaseModule):
 
             responses.append(decode_responses(step, prompts[rows], tokenizer.response_len, tokenizer.EOS,
                                               tokenizer.PAD, cfg.decoding, constraint, generator).cpu())
-        responses = torch.cat(responses)
-        start = 0
-        for result, sample, slot in zip(results, batch_data_samples, slots):
-            count = int(slot.max()) + 1 if len(slot) else 0
-            masks = responses_to_masks(responses[start:start + count * cfg.num_samples], tokenizer, sample.metainfo,
-                                       rescale, cfg)
-            start += count * cfg.num_samples
+        responses = torch.cat(responses).split(counts)
+        for result, sample, slot, image_responses in zip(results, batch_data_samples, slots, responses):
+            masks = responses_to_masks(image_responses, tokenizer, sample.metainfo, rescale, cfg)
             not_segmented = np.zeros((1, ) + masks.shape[1:], dtype=bool)  # row -1
             masks = torch.from_numpy(np.concatenate([masks, not_segmented]))
             result.masks = masks[slot.cpu()].to(result.bboxes.device)

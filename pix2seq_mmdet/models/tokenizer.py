@@ -134,6 +134,7 @@ class Pix2SeqTokenizer:
                              f'{max_points_per_object}')
         self.tasks = tasks
         self.max_points_per_object = int(max_points_per_object)
+        v2 = len(tasks) > 1
         self.num_classes = int(num_classes)
         self.num_bins = int(num_bins)
         self.max_objects = int(max_objects)
@@ -148,7 +149,7 @@ class Pix2SeqTokenizer:
             self.vocab_size = self.coord_offset + self.num_bins
             v2_tokens = dict(instance_segmentation=self.vocab_size, separator=self.vocab_size + 2,
                              invisible=self.vocab_size + 3)
-            if len(tasks) > 1:
+            if v2:
                 self.vocab_size += 4
         else:
             self.PAD = self.EOS = OFFICIAL_PAD
@@ -180,7 +181,6 @@ class Pix2SeqTokenizer:
             if len(set(self.class_ids)) != len(self.class_ids):
                 raise ValueError('Pix2SeqTokenizer: class_ids must be distinct')
         self.task_prompts = {task: self.BOS if task == 'detection' else v2_tokens[task] for task in tasks}
-        v2 = len(tasks) > 1
         self.SEPARATOR = v2_tokens['separator'] if v2 else None
         self.INVISIBLE = v2_tokens['invisible'] if v2 else None
         # lookup tables (CPU; copied once per device on use): label -> class token, token -> label (-1 FAKE, -2 none)

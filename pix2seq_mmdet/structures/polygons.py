@@ -3,14 +3,14 @@
 Coordinates follow COCO's convention: pixel ``(row, col)`` covers ``[col, col + 1) x [row, row + 1)``, so a polygon
 in pixel units rasterises with pycocotools exactly as its annotation does.
 """
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 
 def frame_points_to_pixels(parts_yx: Sequence[np.ndarray], frame_hw: Sequence[float], img_hw: Sequence[float],
-                           flip_direction: str = None, scale_factor: Sequence[float] = (1.0, 1.0)) -> list:
+                           flip_direction: Optional[str] = None, scale_factor: Sequence[float] = (1.0, 1.0)) -> list:
     """Normalised ``(y, x)`` points of the padded frame -> ``(x, y)`` pixels of the image the boxes are reported in.
 
     Args:

@@ -51,12 +51,11 @@ def add_ground_truth_masks(model, framed, data_sample) -> None:
     """Give every detection the mask of the ground-truth instance its box came from, after a round trip of the
     instance's polygon through the task's response tokens."""
     head, tokenizer = model.head, model.head.tokenizer
-    polygons = framed.gt_instances.masks.rescale(1.0)  # a copy, moved into the resized image below
-    scale_w, scale_h = data_sample.scale_factor
+    # the original image's polygons into the resized one, as the training pipeline's Resize moves them
+    polygons = framed.gt_instances.masks.resize(data_sample.img_shape[:2])
     responses = []
     for polygon in polygons.masks:
-        scaled = [part * np.tile([scale_w, scale_h], len(part) // 2) for part in polygon]
-        parts = head.instance_sequences.polygon_parts(scaled, data_sample.pad_shape[:2], data_sample.img_path)
+        parts = head.instance_sequences.polygon_parts(polygon, data_sample.pad_shape[:2], data_sample.img_path)
         responses.append(tokenizer.encode_polygon(parts))
     pred = data_sample.pred_instances
     cfg = MaskDecodingConfig(num_samples=1)
