@@ -16,7 +16,7 @@ import torch
 from mmdet.structures.bbox import bbox_flip
 from torch import Tensor
 
-from ..structures.polygons import ensemble_masks, frame_points_to_pixels, rasterize_polygon
+from ..structures.polygons import sampled_polygons_to_masks
 from .decoding import DecodingConfig
 from .tokenizer import Pix2SeqTokenizer
 
@@ -96,18 +96,13 @@ def responses_to_masks(responses: Tensor, tokenizer: Pix2SeqTokenizer, img_meta:
                        cfg: MaskDecodingConfig) -> np.ndarray:
     """(K * S, L) sampled responses of K boxes of one image, S samples each -> (K, H, W) bool masks at the size the
     boxes are reported in (``ori_shape`` when ``rescale``, else ``img_shape``)."""
-    height, width = img_meta['ori_shape'][:2] if rescale else img_meta['img_shape'][:2]
+    out_hw = img_meta['ori_shape'][:2] if rescale else img_meta['img_shape'][:2]
     scale_factor = img_meta.get('scale_factor', (1.0, 1.0)) if rescale else (1.0, 1.0)
     frame_hw = img_meta.get('pad_shape', img_meta['img_shape'])[:2]
     flip_direction = img_meta['flip_direction'] if img_meta.get('flip', False) else None
-    samples = np.zeros((len(responses), height, width), dtype=bool)
-    for index, response in enumerate(responses):
-        parts = [part.numpy() for part in tokenizer.decode_polygon(response)]
-        pixels = frame_points_to_pixels(parts, frame_hw, img_meta['img_shape'][:2], flip_direction, scale_factor)
-        samples[index] = rasterize_polygon(pixels, height, width)
-    samples = samples.reshape(-1, cfg.num_samples, height, width)
-    return np.stack([ensemble_masks(box_samples, cfg.threshold) for box_samples in samples]) if len(samples) \
-        else np.zeros((0, height, width), dtype=bool)
+    samples = [[part.numpy() for part in tokenizer.decode_polygon(response)] for response in responses]
+    return sampled_polygons_to_masks(samples, cfg.num_samples, cfg.threshold, out_hw, frame_hw,
+                                     img_meta['img_shape'][:2], flip_direction, scale_factor)
 
 
 def polygon_constraint(tokenizer: Pix2SeqTokenizer, device: torch.device) -> Tensor:

@@ -53,3 +53,25 @@ def ensemble_masks(masks: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """(S, H, W) masks of S sampled polygons of one object -> (H, W) bool: pixels covered by at least a
     ``threshold`` fraction of the samples (the official ``ensemble_mask_np``)."""
     return masks.mean(axis=0, dtype=np.float32) >= threshold
+
+
+def sampled_polygons_to_masks(samples_yx: Sequence[Sequence[np.ndarray]], num_samples: int, threshold: float,
+                              out_hw: Sequence[int], frame_hw: Sequence[float], img_hw: Sequence[float],
+                              flip_direction: Optional[str] = None,
+                              scale_factor: Sequence[float] = (1.0, 1.0)) -> np.ndarray:
+    """K * S sampled polygons of K objects, S = ``num_samples`` consecutive samples each, -> (K, H, W) bool masks.
+
+    Each sample (a list of (P, 2) normalised ``(y, x)`` parts of the frame, as ``decode_polygon`` reads them) is
+    mapped to pixels (:func:`frame_points_to_pixels` with ``frame_hw``, ``img_hw``, ``flip_direction``,
+    ``scale_factor``), rasterised at ``out_hw`` (:func:`rasterize_polygon`), and each object's samples are ensembled
+    at ``threshold`` (:func:`ensemble_masks`).
+    """
+    height, width = out_hw
+    samples = np.zeros((len(samples_yx), height, width), dtype=bool)
+    for index, parts in enumerate(samples_yx):
+        pixels = frame_points_to_pixels(parts, frame_hw, img_hw, flip_direction, scale_factor)
+        samples[index] = rasterize_polygon(pixels, height, width)
+    samples = samples.reshape(-1, num_samples, height, width)
+    if not len(samples):
+        return np.zeros((0, height, width), dtype=bool)
+    return np.stack([ensemble_masks(object_samples, threshold) for object_samples in samples])
