@@ -7,8 +7,10 @@ Files written into the output folder (``tools/deployment/pytorch2onnx.py`` is th
   cross-attention keys and values projected once per image (``Pix2SeqHead.project_memory``).
 * ``decoder_step.onnx``: ``tokens`` (B, 1) int64 at ``position`` (1,) int64, the ``memory_key_i`` /
   ``memory_value_i`` and the self-attention cache ``cache_key_i`` / ``cache_value_i`` (B, H, L, Dh), L =
-  ``tokenizer.seq_len`` -> ``logits`` (B, V) and ``new_cache_key_i`` / ``new_cache_value_i``, the cache with this
-  step's keys and values written at ``position``.  Static shapes, as the package's static-shape step
+  ``tokenizer.num_positions`` (the detection sequence's ``seq_len``, or the instance segmentation sequence's
+  ``instance_seq_len`` when longer) -> ``logits`` (B, V) and ``new_cache_key_i`` / ``new_cache_value_i``, the cache
+  with this step's keys and values written at ``position``.  The same graph decodes the detection sequence (from
+  BOS) and the instance segmentation prompts' responses.  Static shapes, as the package's static-shape step
   (``DecodingCache`` driven with a tensor position, the path of CUDA graphs), traced from
   ``Pix2SeqHead.forward_step`` itself (:mod:`.traced`).  Self-attention (``attention``): ``'gqa'`` (default) ONNX
   Runtime's ``com.microsoft.GroupQueryAttention``, which writes the new position into the cache in place when the
@@ -20,9 +22,11 @@ Files written into the output folder (``tools/deployment/pytorch2onnx.py`` is th
   (``int8_encoder``) the same for the encoder's MatMuls (its convolutions stay fp32).
 * ``pix2seq.json``: format version, a random ``export_id`` (also stamped into every graph's metadata) and each
   graph's sha256, inputs and outputs; the vocabulary layout (special ids, class token ids, coordinate offset,
-  ``num_bins``, ``max_objects``, the constrained-decoding table), the preprocessing (test pipeline ``Resize``,
+  ``num_bins``, ``max_objects``, the constrained-decoding table; with the ``instance_segmentation`` task the task
+  prompt ids, ``SEPARATOR``, ``response_len`` and ``instance_seq_len``), the preprocessing (test pipeline ``Resize``,
   mean/std, channel order, ``pad_size``, ``pad_value``), the decoder geometry, class names, decoding defaults and
-  the opset.
+  the opset; ``mask_decoding``, the ``test_cfg.instance_segmentation`` defaults (``MaskDecodingConfig``), null for a
+  detection-only model, whose export is the same as before the task existed.
 
 :func:`~.check.check_export` checks the graphs with ``onnx.checker`` and runs them with ONNX Runtime against PyTorch
 on a random image.  The export uses PyTorch's TorchScript-based exporter (``dynamo=False``).
@@ -52,7 +56,7 @@ GRAPH_FILES = dict(encoder='encoder.onnx', decoder_step='decoder_step.onnx',
 def _geometry(model: nn.Module, memory_len: int) -> dict:
     head = model.head
     return dict(num_layers=len(head.layers), num_heads=head.num_heads, head_dims=head.embed_dims // head.num_heads,
-                embed_dims=head.embed_dims, cache_len=head.tokenizer.seq_len, memory_len=int(memory_len))
+                embed_dims=head.embed_dims, cache_len=head.tokenizer.num_positions, memory_len=int(memory_len))
 
 
 def _torch_export(module: nn.Module, args: tuple, path: Path, input_names: List[str], output_names: List[str],
@@ -75,7 +79,7 @@ def export_decoder_step(head: nn.Module, path: Union[str, Path], batch_size: int
     num_layers = len(head.layers)
     head_dims = head.embed_dims // head.num_heads
     memory = torch.zeros(batch_size, head.num_heads, memory_len, head_dims)
-    cache = torch.zeros(batch_size, head.num_heads, head.tokenizer.seq_len, head_dims)
+    cache = torch.zeros(batch_size, head.num_heads, head.tokenizer.num_positions, head_dims)
     args = (torch.full((batch_size, 1), head.tokenizer.BOS, dtype=torch.long), torch.zeros(1, dtype=torch.long),
             *[memory.clone() for _ in range(2 * num_layers)], *[cache.clone() for _ in range(2 * num_layers)])
     with torch.no_grad():
@@ -147,6 +151,15 @@ def _runs(mask: Tensor) -> List[List[int]]:
     return runs
 
 
+def instance_segmentation_spec(tokenizer) -> Optional[dict]:
+    """The instance segmentation task's tokens and lengths (None without the task)."""
+    if 'instance_segmentation' not in tokenizer.tasks:
+        return None
+    return dict(task_prompts={task: int(token) for task, token in tokenizer.task_prompts.items()},
+                separator=int(tokenizer.SEPARATOR), max_points_per_object=tokenizer.max_points_per_object,
+                response_len=tokenizer.response_len, instance_seq_len=tokenizer.instance_seq_len)
+
+
 def vocabulary_spec(tokenizer) -> dict:
     """Everything the runtime needs of the tokenizer, asked of the tokenizer (never assumed)."""
     ids = torch.arange(tokenizer.vocab_size)
@@ -159,7 +172,8 @@ def vocabulary_spec(tokenizer) -> dict:
                 class_token_ids=ids[tokenizer.real_classes].tolist(), coord_offset=int(tokenizer.coord_offset),
                 num_bins=tokenizer.num_bins, num_classes=tokenizer.num_classes, max_objects=tokenizer.max_objects,
                 seq_len=tokenizer.seq_len, tokens_per_object=TOKENS_PER_OBJECT,
-                allowed_token_runs=[_runs(row) for row in tokenizer.allowed_tokens()])
+                allowed_token_runs=[_runs(row) for row in tokenizer.allowed_tokens()],
+                instance_segmentation=instance_segmentation_spec(tokenizer))
 
 
 def preprocess_spec(model: nn.Module, test_pipeline: Optional[Sequence[dict]] = None) -> dict:
@@ -196,6 +210,12 @@ def preprocess_spec(model: nn.Module, test_pipeline: Optional[Sequence[dict]] = 
 def decoding_spec(head: nn.Module) -> dict:
     return dict(asdict(head.decoding_cfg), classes_per_box=int(head.classes_per_box),
                 max_per_img=int(head.max_per_img))
+
+
+def mask_decoding_spec(head: nn.Module) -> Optional[dict]:
+    """``test_cfg.instance_segmentation`` (``MaskDecodingConfig`` fields; None without the task)."""
+    mask_cfg = head.instance_decoding_cfgs.get('instance_segmentation')
+    return None if mask_cfg is None else asdict(mask_cfg)
 
 
 def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAULT_OPSET, batch_size: int = 1,
@@ -258,7 +278,7 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
                 batch_size=batch_size, dynamic_batch=dynamic_batch, decoder_attention=attention, graphs=graphs,
                 vocabulary=vocabulary_spec(head.tokenizer), preprocess=preprocess,
                 geometry=_geometry(model, memory_len), classes=list(class_names), decoding=decoding_spec(head),
-                source=source or {})
+                mask_decoding=mask_decoding_spec(head), source=source or {})
     meta_path = out_dir / META_FILE
     meta_path.write_text(json.dumps(meta, indent=2))
     if check:

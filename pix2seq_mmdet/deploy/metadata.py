@@ -4,7 +4,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Tuple, Union
+from typing import List, Tuple, Union
 
 import numpy as np
 
@@ -51,7 +51,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class Vocabulary:
     """The token layout of an export (``pix2seq.json``'s ``vocabulary``, written from the model's tokenizer): special
-    ids, class token ids, coordinate ids ``coord_offset .. coord_offset + num_bins - 1``."""
+    ids, class token ids, coordinate ids ``coord_offset .. coord_offset + num_bins - 1`` and, when the model has the
+    instance segmentation task (``segmentation``), its prompt token, ``SEPARATOR`` and response length."""
 
     def __init__(self, spec: dict) -> None:
         self.vocab_size = int(spec['vocab_size'])
@@ -70,6 +71,17 @@ class Vocabulary:
         for row, runs in enumerate(spec['allowed_token_runs']):
             for start, end in runs:
                 self.constraint[row, start:end] = 0
+        segmentation = spec.get('instance_segmentation')  # absent in exports made before the task existed
+        self.segmentation = segmentation is not None
+        if self.segmentation:
+            self.segmentation_prompt = int(segmentation['task_prompts']['instance_segmentation'])
+            self.separator = int(segmentation['separator'])
+            self.response_len = int(segmentation['response_len'])
+            self.instance_seq_len = int(segmentation['instance_seq_len'])
+            # (V,) additive mask of a constrained polygon response: coordinates, SEPARATOR and EOS
+            self.polygon_constraint = np.full(self.vocab_size, -np.inf, dtype=np.float32)
+            self.polygon_constraint[self.coord_offset:self.coord_offset + self.num_bins] = 0
+            self.polygon_constraint[[self.separator, self.eos]] = 0
 
     @property
     def seq_len(self) -> int:
@@ -83,6 +95,11 @@ class Vocabulary:
         """Real classes and FAKE; ids beyond the vocabulary are not."""
         inside = (tokens >= 0) & (tokens < self.vocab_size)
         return inside & self.class_or_fake[np.clip(tokens, 0, self.vocab_size - 1)]
+
+    def quantize(self, coords: np.ndarray) -> np.ndarray:
+        """Normalised float32 coordinates (any shape) -> coordinate tokens (int64), as ``Pix2SeqTokenizer.quantize``
+        (clipped to [0, 1], rounded half to even)."""
+        return np.round(np.clip(coords, 0, 1) * (self.num_bins - 1)).astype(np.int64) + self.coord_offset
 
     def dequantize(self, tokens: np.ndarray) -> np.ndarray:
         bins = np.clip(tokens - self.coord_offset, 0, self.num_bins - 1)
@@ -106,3 +123,16 @@ class Vocabulary:
         valid = (self.is_coord(coords).all(-1) & self.is_class(classes) & ~ended
                  & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
         return boxes, valid
+
+    def decode_polygon(self, response: np.ndarray) -> List[np.ndarray]:
+        """A response (L,) -> the object's parts, each (P, 2) normalised ``(y, x)`` float32, as
+        ``Pix2SeqTokenizer.decode_polygon``: read pair by pair up to the first EOS, a pair holding a ``SEPARATOR``
+        starts a new part, a pair that is not two coordinates is skipped, parts of fewer than 3 points dropped."""
+        ended = np.flatnonzero(response == self.eos)
+        length = int(ended[0]) if len(ended) else len(response)
+        pairs = response[:length - length % 2].reshape(-1, 2)
+        is_point = self.is_coord(pairs).all(-1)
+        part_index = np.cumsum((pairs == self.separator).any(-1))[is_point]
+        points = self.dequantize(pairs[is_point])
+        parts = [points[part_index == index] for index in np.unique(part_index)]
+        return [part for part in parts if len(part) >= 3]

@@ -3,7 +3,7 @@ test pipeline and ``Pix2SeqDataPreprocessor`` put them, decoded tokens into dete
 ``Pix2SeqHead.tokens_to_instances`` does."""
 import os
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -21,10 +21,13 @@ class Detections:
         bboxes (np.ndarray): (N, 4) float32 ``x1, y1, x2, y2``.
         scores (np.ndarray): (N,) float32, descending.
         labels (np.ndarray): (N,) int64, 0-based class indices (``Pix2SeqRuntime.class_names``).
+        masks (np.ndarray, optional): (N, H, W) bool instance masks at the original image's size (an export with
+            the instance segmentation task), else None.
     """
     bboxes: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
+    masks: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.scores)

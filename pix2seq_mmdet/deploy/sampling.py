@@ -1,6 +1,6 @@
-"""Token selection and the decoding loop of the ONNX runtime, in numpy: the greedy, top-k and nucleus strategies
+"""Token selection and the decoding loops of the ONNX runtime, in numpy: the greedy, top-k and nucleus strategies
 of ``pix2seq_mmdet.models.decoding`` (the official nucleus filter), constrained decoding, PAD after EOS and the class
-probabilities at class positions."""
+probabilities at class positions; the responses to instance prompts as ``decoding.decode_responses``."""
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -117,3 +117,28 @@ def decode_tokens(step, batch_size: int, vocab: Vocabulary, options: DecodingOpt
         if options.stop_at_eos and is_class_position and finished.all():
             break
     return tokens, class_probs
+
+
+def decode_responses(step, prompts: np.ndarray, response_len: int, end_token: int, pad_token: int,
+                     options: DecodingOptions, constraint: Optional[np.ndarray] = None,
+                     rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """The loop of ``decoding.decode_responses`` over ``step(tokens (N,), position) -> logits (N, V)``: the (N, P)
+    prompts fed one token per step (the step graph reads one token), then each row's response token by token with
+    ``options``' strategy, ``constraint`` (V,) added to the logits, PAD after the row's ``end_token``, until every row
+    has ended or ``response_len`` tokens; returns the (N, response_len) int64 responses."""
+    rng = rng if rng is not None else np.random.default_rng()
+    num_rows, prompt_len = prompts.shape
+    responses = np.full((num_rows, response_len), pad_token, dtype=np.int64)
+    finished = np.zeros(num_rows, dtype=bool)
+    for position in range(prompt_len):
+        logits = step(prompts[:, position], position)
+    for index in range(response_len):
+        if constraint is not None:
+            logits = logits + constraint
+        next_tokens = np.where(finished, pad_token, select_next_token(logits, options, rng))
+        finished |= next_tokens == end_token
+        responses[:, index] = next_tokens
+        if index + 1 == response_len or finished.all():
+            break
+        logits = step(next_tokens, prompt_len + index)
+    return responses

@@ -2,7 +2,7 @@
 self-attention cache live in numpy buffers that the graphs read and write in place."""
 import os
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import onnxruntime as ort
@@ -73,14 +73,36 @@ class EncoderOutputs:
         self.values = [bound(array) for array in [self.memory] + self.memory_key_value]
 
 
+class GrowingBuffers:
+    """Zeroed numpy buffers that share a leading row axis, reallocated only when more rows are asked for than ever
+    before: :meth:`rows` gives the first ``count`` rows of each, C-contiguous views that ONNX Runtime reads and
+    writes in place.  A dynamic-batch export decodes batches of many sizes (images, then instance prompts x
+    samples); one set of buffers of the largest size serves them all.
+
+    Args:
+        shapes (Sequence[tuple]): Each buffer's shape without the row axis.
+        dtypes (Sequence): Each buffer's dtype.
+    """
+
+    def __init__(self, shapes: Sequence[Tuple[int, ...]], dtypes: Sequence[type]) -> None:
+        self.shapes, self.dtypes = list(shapes), list(dtypes)
+        self.arrays: List[np.ndarray] = []
+
+    def rows(self, count: int) -> List[np.ndarray]:
+        if not self.arrays or len(self.arrays[0]) < count:
+            self.arrays = [np.zeros((count, *shape), dtype) for shape, dtype in zip(self.shapes, self.dtypes)]
+        return [array[:count] for array in self.arrays]
+
+
 class DecoderStep:
     """``decoder_step.onnx`` (or its int8 version) in an ONNX Runtime session, driven through IO binding.
 
-    :meth:`start` binds, for a batch, the encoder's key/value buffers as inputs, a zeroed self-attention cache per
+    :meth:`start` binds, for a batch, the encoder's key/value buffers as inputs (or, for sequences that read given
+    images, those images' keys and values gathered into the step's own buffers), a zeroed self-attention cache per
     layer as both input and output (updated in place by the graph), the token and position inputs and the logits
-    output; :meth:`step` then writes the tokens and the position into their bound buffers and runs.  Buffers are
-    kept per batch size and reused by later batches of that size (entries of an earlier decode beyond the current
-    position are masked out by the graph's causal mask, so the cache needs no clearing).
+    output; :meth:`step` then writes the tokens and the position into their bound buffers and runs.  The buffers
+    (:class:`GrowingBuffers`) are reused by later batches (entries of an earlier decode beyond the current position
+    are masked out by the graph's causal mask, so the cache needs no clearing).
 
     Args:
         session (ort.InferenceSession): The decoder-step session.
@@ -92,45 +114,48 @@ class DecoderStep:
     def __init__(self, session: ort.InferenceSession, geometry: dict, vocab_size: int,
                  static_batch: Optional[int]) -> None:
         self.session = session
-        self.geometry = geometry
-        self.vocab_size = vocab_size
         self.static_batch = static_batch
         self.num_layers = geometry['num_layers']
-        self._buffers: Dict[int, dict] = {}
+        heads, dims = geometry['num_heads'], geometry['head_dims']
+        cache_shape, memory_shape = (heads, geometry['cache_len'], dims), (heads, geometry['memory_len'], dims)
+        num_caches = 2 * self.num_layers
+        # per row: every layer's cache key and value, the input token, the logits
+        self._step_buffers = GrowingBuffers([cache_shape] * num_caches + [(1, ), (vocab_size, )],
+                                            [np.float32] * num_caches + [np.int64, np.float32])
+        # per row of sequences that read given images: every layer's memory key and value
+        self._memory_buffers = GrowingBuffers([memory_shape] * num_caches, [np.float32] * num_caches)
+        self._position = np.zeros(1, np.int64)
         self.binding: Optional[ort.IOBinding] = None
         self.buffers: Optional[dict] = None
 
-    def _allocate(self, batch_size: int) -> dict:
-        if batch_size not in self._buffers:
-            shape = (batch_size, self.geometry['num_heads'], self.geometry['cache_len'], self.geometry['head_dims'])
-            cache = [np.zeros(shape, np.float32) for _ in range(2 * self.num_layers)]
-            tokens = np.zeros((batch_size, 1), np.int64)
-            position = np.zeros(1, np.int64)
-            logits = np.zeros((batch_size, self.vocab_size), np.float32)
-            self._buffers[batch_size] = dict(cache=cache, cache_values=[bound(array) for array in cache],
-                                             tokens=tokens, position=position, logits=logits,
-                                             tokens_value=bound(tokens), position_value=bound(position),
-                                             logits_value=bound(logits))
-        return self._buffers[batch_size]
-
-    def start(self, encoded: EncoderOutputs) -> None:
-        """Bind everything for decoding the batch whose encoder outputs are ``encoded``."""
-        batch_size = encoded.batch_size
+    def start(self, encoded: EncoderOutputs, image_index: Optional[np.ndarray] = None) -> None:
+        """Bind everything for decoding one sequence per image of ``encoded`` or, with ``image_index`` (N,) int64,
+        N sequences, sequence ``i`` reading image ``image_index[i]`` (its keys and values copied into the step's
+        buffers: the instance prompts' rows)."""
+        batch_size = encoded.batch_size if image_index is None else len(image_index)
         if self.static_batch is not None and batch_size != self.static_batch:
             raise ValueError(f'the decoder graph was exported for batch size {self.static_batch}, got {batch_size} '
-                             f'images (export with --dynamic-batch, or --batch-size {batch_size})')
-        buffers = self._allocate(batch_size)
+                             f'sequences (export with --dynamic-batch, or --batch-size {batch_size})')
+        *cache, tokens, logits = self._step_buffers.rows(batch_size)
+        if image_index is None:
+            memory_values = encoded.values[1:]
+        else:
+            memory = self._memory_buffers.rows(batch_size)
+            for target, source in zip(memory, encoded.memory_key_value):
+                np.take(source, image_index, axis=0, out=target)
+            memory_values = [bound(array) for array in memory]
         binding = self.session.io_binding()
-        binding.bind_ortvalue_input('tokens', buffers['tokens_value'])
-        binding.bind_ortvalue_input('position', buffers['position_value'])
+        binding.bind_ortvalue_input('tokens', bound(tokens))
+        binding.bind_ortvalue_input('position', bound(self._position))
         for layer in range(self.num_layers):
             for offset, kind in enumerate(('key', 'value')):
-                binding.bind_ortvalue_input(f'memory_{kind}_{layer}', encoded.values[1 + 2 * layer + offset])
-                cache_value = buffers['cache_values'][2 * layer + offset]
+                binding.bind_ortvalue_input(f'memory_{kind}_{layer}', memory_values[2 * layer + offset])
+                cache_value = bound(cache[2 * layer + offset])
                 binding.bind_ortvalue_input(f'cache_{kind}_{layer}', cache_value)
                 binding.bind_ortvalue_output(f'new_cache_{kind}_{layer}', cache_value)  # in place
-        binding.bind_ortvalue_output('logits', buffers['logits_value'])
-        self.binding, self.buffers = binding, buffers
+        binding.bind_ortvalue_output('logits', bound(logits))
+        self.binding = binding
+        self.buffers = dict(cache=cache, tokens=tokens, position=self._position, logits=logits)
 
     def step(self, tokens: np.ndarray, position: int) -> np.ndarray:
         """(B,) int64 tokens at ``position`` -> (B, V) float32 logits of the next token (the bound output buffer,
