@@ -1,7 +1,8 @@
 """ONNX export and the ONNX Runtime backend (pix2seq_mmdet.deploy) on the tiny synthetic model, randomly initialised:
 the runtime's preprocessing, greedy tokens, logits and detections against PyTorch's, the cache kept in place through
 IO binding, the int8 decoder, COCO evaluation through mmdet's metric, the command-line tools, a torch-free import of
-the runtime, and clear errors on bad input."""
+the runtime, and clear errors on bad input; and a tiny Pix2Seq v2 model's masks (greedy responses, masks and segm
+equal to PyTorch's, seeded sampling, a fixed batch) with the detection-only export unchanged."""
 import copy
 import json
 import os
@@ -454,3 +455,212 @@ def test_bad_images(export_dir, tmp_path):
         detector.encode(np.zeros((1, 3, 64, 64), np.float32))
     with pytest.raises(TypeError, match='unknown decoding options'):
         detector(np.zeros((8, 8, 3), np.uint8), beam_width=2)
+
+
+# ---------------------------------------------------------------------------------------- instance segmentation
+V2 = ('detection', 'instance_segmentation')
+# the detection-only export's JSON keys (pix2seq.json and its vocabulary) before the instance segmentation task
+DETECTION_META_KEYS = {'format', 'format_version', 'export_id', 'exporter', 'opset', 'batch_size', 'dynamic_batch',
+                       'decoder_attention', 'graphs', 'vocabulary', 'preprocess', 'geometry', 'classes', 'decoding',
+                       'source', 'check'}
+DETECTION_VOCABULARY_KEYS = {'vocab_size', 'pad', 'eos', 'bos', 'fake', 'class_token_ids', 'coord_offset', 'num_bins',
+                             'num_classes', 'max_objects', 'seq_len', 'tokens_per_object', 'allowed_token_runs'}
+
+
+@pytest.fixture(scope='module')
+def seg_model(synthetic_cfg):
+    """A tiny Pix2Seq v2 model (detection and instance segmentation, 16 polygon points: its 38 instance positions
+    outnumber the 21 of the detection sequence), randomly initialised and widened, decoding greedily with
+    constrained detection (so that it detects objects) and one greedy polygon per box."""
+    cfg = copy.deepcopy(synthetic_cfg.model)
+    cfg.aux_head = None
+    cfg.head.tokenizer.update(tasks=V2, max_points_per_object=16, max_objects=MAX_OBJECTS)
+    cfg.test_cfg.update(constrained=True, instance_segmentation=dict(strategy='greedy', num_samples=1))
+    torch.manual_seed(0)
+    from mmdet.registry import MODELS
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return widen_decoder(model.eval())
+
+
+@pytest.fixture(scope='module')
+def seg_export(seg_model, synthetic_cfg, tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp('onnx_seg')
+    export_onnx(seg_model, out_dir, dynamic_batch=True, class_names=synthetic_cfg.classes,
+                test_pipeline=synthetic_cfg.test_dataloader.dataset.pipeline)
+    return out_dir
+
+
+def test_seg_export_records_the_task(seg_model, seg_export):
+    meta = json.loads((seg_export / 'pix2seq.json').read_text())
+    tokenizer = seg_model.head.tokenizer
+    assert tokenizer.num_positions == tokenizer.instance_seq_len > tokenizer.seq_len
+    assert meta['geometry']['cache_len'] == tokenizer.num_positions
+    assert meta['vocabulary']['instance_segmentation'] == dict(
+        task_prompts=tokenizer.task_prompts, separator=tokenizer.SEPARATOR, max_points_per_object=16,
+        response_len=tokenizer.response_len, instance_seq_len=tokenizer.instance_seq_len)
+    assert meta['mask_decoding']['num_samples'] == 1 and meta['mask_decoding']['strategy'] == 'greedy'
+    assert meta['check']['fp32_logits_max_abs_diff'] < 1e-4
+
+
+def test_detection_only_export_is_unchanged(export_dir, cli_export, images):
+    """No new key but null ones, the cache of the detection sequence's length, and no masks to ask for."""
+    for out_dir in (export_dir[0], cli_export[0]):
+        meta = json.loads((out_dir / 'pix2seq.json').read_text())
+        assert {key for key, value in meta.items() if value is not None} == DETECTION_META_KEYS
+        assert meta['mask_decoding'] is None
+        vocabulary = meta['vocabulary']
+        assert {key for key, value in vocabulary.items() if value is not None} == DETECTION_VOCABULARY_KEYS
+        assert meta['geometry']['cache_len'] == vocabulary['seq_len'] == 5 * MAX_OBJECTS + 1
+        detector = ort_runtime.Pix2SeqRuntime(out_dir)
+        cache = {node.name: node.shape for node in detector.decoder.session.get_inputs()}['cache_key_0']
+        assert cache[2] == vocabulary['seq_len']
+        assert detector(images[0])[0].masks is None
+        with pytest.raises(ValueError, match='without the instance_segmentation task'):
+            detector(images[0], masks=True)
+        with pytest.raises(ValueError, match='without the instance_segmentation task'):
+            detector(images[0], mask_options=dict(num_samples=2))
+
+
+@pytest.mark.parametrize('constrained', [False, True])
+def test_greedy_responses_equal_pytorch_for_the_same_prompts(seg_model, seg_export, images, constrained):
+    """Random prompts on random images of the batch: the runtime's greedy responses (the prompt fed one token per
+    step through the step graph) against ``decode_responses`` over the head's cache (the prompt as one chunk)."""
+    from pix2seq_mmdet.models.decoding import decode_responses
+    from pix2seq_mmdet.models.mask_prediction import polygon_constraint
+    detector = ort_runtime.Pix2SeqRuntime(seg_export)
+    encoded = detector.encode(detector.preprocess(images)[0])
+    head, tokenizer = seg_model.head, seg_model.head.tokenizer
+    generator = torch.Generator().manual_seed(int(constrained))
+    corners = torch.rand(12, 2, 2, generator=generator).sort(dim=1).values
+    prompts = tokenizer.instance_prompts(corners.flatten(1), torch.randint(0, 4, (12, ), generator=generator))
+    image_index = torch.randint(0, len(images), (12, ), generator=generator)
+    options = detector.mask_options(strategy='greedy', constrained=constrained)
+    got = detector.decode_responses(encoded, prompts.numpy(), image_index.numpy(), options, np.random.default_rng())
+    with torch.no_grad():
+        cache = head.init_cache(torch.from_numpy(encoded.memory.copy()), None, image_index, tokenizer.instance_seq_len)
+        want, _ = decode_responses(lambda tokens, position: head.forward_step(tokens, position, cache)[:, -1],
+                                   prompts, tokenizer.response_len, tokenizer.EOS, tokenizer.PAD,
+                                   DecodingConfig(strategy='greedy'),
+                                   polygon_constraint(tokenizer, 'cpu') if constrained else None)
+    assert got.shape == (12, tokenizer.response_len)
+    assert (got == want.numpy()).all()
+    assert detector.vocab.is_coord(got).sum() > 12  # responses with points, not only EOS
+
+
+def test_greedy_masks_equal_pytorch(seg_model, seg_export, synthetic_cfg, images):
+    """Detections and their masks, end to end on images of the frame's and of other sizes: the same masks, at the
+    original image's size, as ``model.predict``."""
+    detector = ort_runtime.Pix2SeqRuntime(seg_export)
+    got = detector(images)
+    data = torch_batch(seg_model, synthetic_cfg, images)
+    with torch.no_grad():
+        expected = [sample.pred_instances for sample in seg_model.predict(data['inputs'], data['data_samples'])]
+    covered = 0
+    for found, want, image in zip(got, expected, images):
+        height, width = load_image(image).shape[:2]
+        assert found.masks.shape == (len(found), height, width) and found.masks.dtype == bool
+        assert len(found) == len(want.scores)
+        order = np.lexsort((found.labels, -np.round(found.scores, 5)))
+        want_order = np.lexsort((want.labels.numpy(), -np.round(want.scores.numpy(), 5)))
+        np.testing.assert_allclose(found.bboxes[order], want.bboxes.numpy()[want_order], atol=1e-3)
+        assert np.array_equal(found.masks[order], want.masks.numpy()[want_order])
+        covered += int(found.masks.sum())
+    assert covered > 0
+
+
+def test_static_batch_export_gives_the_same_masks(seg_model, seg_export, synthetic_cfg, images, tmp_path):
+    """Batch 1 and the standard-operator attention: the prompt samples decoded one row at a time."""
+    export_onnx(seg_model, tmp_path, attention='onnx', class_names=synthetic_cfg.classes,
+                test_pipeline=synthetic_cfg.test_dataloader.dataset.pipeline)
+    static = ort_runtime.Pix2SeqRuntime(tmp_path)
+    dynamic = ort_runtime.Pix2SeqRuntime(seg_export)
+    options = dict(num_samples=2)
+    segmented = 0
+    for image in images[-4:]:
+        got, want = static(image, mask_options=options)[0], dynamic(image, mask_options=options)[0]
+        assert np.array_equal(got.masks, want.masks)
+        segmented += int(got.masks.any(axis=(1, 2)).sum())
+    assert segmented > 0
+
+
+def test_nucleus_masks_are_seeded(seg_export, images):
+    detector = ort_runtime.Pix2SeqRuntime(seg_export)
+    options = dict(strategy='nucleus', top_p=0.8, num_samples=3, max_rows=4)
+    first, again, other = (detector(images[:3], seed=seed, mask_options=options) for seed in (5, 5, 6))
+    for one, two in zip(first, again):
+        assert np.array_equal(one.masks, two.masks)
+    encoded = detector.encode(detector.preprocess(images[:1])[0])
+    prompts = np.repeat(detector.vocab.quantize(np.array([[0.1, 0.2, 0.7, 0.9]], np.float32)), 6, axis=0)
+    prompts = np.concatenate([np.full((6, 1), detector.vocab.segmentation_prompt), prompts,
+                              np.full((6, 1), detector.vocab.class_ids[0])], axis=1)
+    sampled = [detector.decode_responses(encoded, prompts, np.zeros(6, np.int64), detector.mask_options(**options),
+                                         np.random.default_rng(seed)) for seed in (0, 0, 1)]
+    assert np.array_equal(sampled[0], sampled[1]) and not np.array_equal(sampled[0], sampled[2])
+    with pytest.raises(TypeError, match='unknown mask options'):
+        detector(images[0], mask_options=dict(beam_width=2))
+    with pytest.raises(ValueError, match='one of'):
+        detector(images[0], mask_options=dict(strategy='beam'))
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_polygon_decoding_and_distinct_boxes_match_the_package(seg_model, seg_export, seed):
+    from pix2seq_mmdet.deploy.masks import distinct_boxes
+    from pix2seq_mmdet.models.instance_prediction import distinct_boxes as torch_distinct_boxes
+    vocab = ort_runtime.Pix2SeqRuntime(seg_export).vocab
+    tokenizer = seg_model.head.tokenizer
+    generator = torch.Generator().manual_seed(seed)
+    special = torch.tensor([tokenizer.SEPARATOR, tokenizer.EOS, tokenizer.PAD, tokenizer.FAKE])
+    responses = torch.randint(tokenizer.coord_offset, tokenizer.coord_offset + tokenizer.num_bins, (20, 33),
+                              generator=generator)
+    where = torch.rand(responses.shape, generator=generator) < 0.08
+    responses[where] = special[torch.randint(0, 4, (int(where.sum()), ), generator=generator)]
+    for response in responses:
+        got, want = vocab.decode_polygon(response.numpy()), tokenizer.decode_polygon(response)
+        assert len(got) == len(want) and all(np.array_equal(a, b.numpy()) for a, b in zip(got, want))
+    boxes = torch.randint(0, 4, (30, 4), generator=generator).float()
+    for max_boxes in (2, 100):
+        got, want = distinct_boxes(boxes.numpy(), max_boxes), torch_distinct_boxes(boxes, max_boxes)
+        assert all(np.array_equal(a, b.numpy()) for a, b in zip(got, want))
+
+
+def test_onnx_segm_evaluation_equals_pytorch_evaluation(seg_model, seg_export, synthetic_cfg, synthetic_root):
+    from mmengine.evaluator import Evaluator
+    from mmengine.runner import Runner
+
+    from pix2seq_mmdet.deploy.evaluation import evaluate_onnx
+    cfg = copy.deepcopy(synthetic_cfg)
+    cfg.test_dataloader.dataset.data_root = str(synthetic_root)
+    cfg.test_dataloader.batch_size = 4
+    cfg.test_evaluator.update(ann_file=str(synthetic_root / 'annotations' / 'instances_val.json'),
+                              metric=['bbox', 'segm'])
+    got = evaluate_onnx(cfg, seg_export)
+    evaluator = Evaluator(cfg.test_evaluator)
+    dataloader = Runner.build_dataloader(cfg.test_dataloader)
+    evaluator.dataset_meta = dataloader.dataset.metainfo
+    with torch.no_grad():
+        for data_batch in dataloader:
+            evaluator.process(data_samples=seg_model.test_step(data_batch), data_batch=data_batch)
+    expected = evaluator.evaluate(len(dataloader.dataset))
+    assert got.keys() == expected.keys() and 'coco/segm_mAP' in got
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+def test_demo_draws_masks_without_torch(seg_export, images, tmp_path):
+    blocker = tmp_path / 'blocked'
+    for name in ('torch', 'mmdet', 'mmcv', 'mmengine'):
+        (blocker / name).mkdir(parents=True)
+        (blocker / name / '__init__.py').write_text(f'raise ImportError("{name} is blocked")')
+    out = tmp_path / 'demo.png'
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / 'deployment' / 'onnx_demo.py'), images[0],
+                             str(seg_export), '--out', str(out), '--score-thr', '0'],
+                            capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=f'{blocker}{os.pathsep}{REPO_ROOT}'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'with their masks' in result.stdout
+    plain = tmp_path / 'plain.png'
+    subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / 'deployment' / 'onnx_demo.py'), images[0],
+                    str(seg_export), '--out', str(plain), '--score-thr', '0', '--no-masks'], check=True,
+                   capture_output=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    assert (cv2.imread(str(out)) != cv2.imread(str(plain))).any()  # the masks are drawn

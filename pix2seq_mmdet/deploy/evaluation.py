@@ -2,8 +2,10 @@
 
 The config's test dataloader and ``test_evaluator`` (``CocoMetric``) are built as mmengine's Runner builds them; for
 every batch the runtime detects objects in the samples' original image files (its own preprocessing, not the
-pipeline's tensors) and its detections, in original-image pixels, become the samples' ``pred_instances`` that
-``evaluator.process`` receives, as the Runner's test loop passes the PyTorch model's outputs.
+pipeline's tensors) and its detections, in original-image pixels, with their ``masks`` when the export has the
+instance segmentation task (``CocoMetric(metric=['bbox', 'segm'])`` scores both), become the samples'
+``pred_instances`` that ``evaluator.process`` receives, as the Runner's test loop passes the PyTorch model's
+outputs.
 """
 import os
 from typing import Dict, List, Optional, Sequence, Union
@@ -43,7 +45,8 @@ def evaluate_onnx(cfg: Config, model_dir: Union[str, os.PathLike], decoder: str 
         decoder (str), encoder (str): ``'fp32'`` or ``'int8'`` graphs.
         num_threads (int): ONNX Runtime intra-op threads.
         runtime (Pix2SeqRuntime, optional): Use this runtime instead of loading one.
-        **decoding: Decoding overrides (``strategy``, ``seed``, ...), as for :class:`Pix2SeqRuntime`.
+        **decoding: Decoding overrides (``strategy``, ``seed``, ``masks``, ``mask_options``, ...), as for
+            :class:`Pix2SeqRuntime`.
 
     Returns:
         dict: The evaluator's metrics (e.g. ``coco/bbox_mAP``).
@@ -64,6 +67,8 @@ def evaluate_onnx(cfg: Config, model_dir: Union[str, os.PathLike], decoder: str 
             sample.pred_instances = InstanceData(bboxes=torch.from_numpy(found.bboxes),
                                                  scores=torch.from_numpy(found.scores),
                                                  labels=torch.from_numpy(found.labels))
+            if found.masks is not None:
+                sample.pred_instances.masks = torch.from_numpy(found.masks)
         evaluator.process(data_samples=samples, data_batch=data_batch)
     return {key: float(value) if isinstance(value, (int, float, np.floating)) else value
             for key, value in evaluator.evaluate(len(dataloader.dataset)).items()}

@@ -1,4 +1,5 @@
-"""Detect objects in an image with an exported Pix2Seq model in ONNX Runtime and draw them (OpenCV).
+"""Detect objects in an image with an exported Pix2Seq model in ONNX Runtime and draw them (OpenCV): boxes, and the
+instance masks of a Pix2Seq v2 instance segmentation export (blended in the class's colour).
 
 Needs numpy, onnxruntime and opencv only: ``pix2seq_mmdet.deploy.runtime`` imports neither torch nor mmdet.
 
@@ -15,13 +16,19 @@ from pix2seq_mmdet.deploy.processing import load_image
 from pix2seq_mmdet.deploy.runtime import Pix2SeqRuntime
 
 
+MASK_ALPHA = 0.5
+
+
 def draw(image: np.ndarray, detections, class_names, score_thr: float) -> np.ndarray:
     canvas = image.copy()
     thickness = max(1, round(max(image.shape[:2]) / 400))
-    for box, score, label in zip(detections.bboxes, detections.scores, detections.labels):
+    for index, (box, score, label) in enumerate(zip(detections.bboxes, detections.scores, detections.labels)):
         if score < score_thr:
             continue
         color = tuple(int(c) for c in np.random.default_rng(int(label)).integers(64, 256, 3))
+        if detections.masks is not None:
+            mask = detections.masks[index]
+            canvas[mask] = ((1 - MASK_ALPHA) * canvas[mask] + MASK_ALPHA * np.asarray(color)).astype(np.uint8)
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness)
         text = f'{class_names[label]} {score:.2f}'
@@ -39,6 +46,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--strategy', choices=('greedy', 'top_k', 'nucleus'),
                         help='decoding strategy (default: the exported test_cfg\'s)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the sampling strategies')
+    parser.add_argument('--no-masks', action='store_true',
+                        help='boxes only, also with an instance segmentation export')
+    parser.add_argument('--mask-strategy', choices=('greedy', 'top_k', 'nucleus'),
+                        help='decoding strategy of the polygons (default: the exported '
+                             'test_cfg.instance_segmentation\'s)')
     parser.add_argument('--score-thr', type=float, default=0.3, help='score threshold of drawn boxes')
     parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (0: its default)')
     return parser.parse_args()
@@ -48,11 +60,14 @@ def main() -> None:
     args = parse_args()
     detector = Pix2SeqRuntime(args.model_dir, decoder=args.decoder, num_threads=args.threads)
     image = load_image(args.image)
-    detections = detector(image, seed=args.seed, strategy=args.strategy)[0]
+    mask_options = dict(strategy=args.mask_strategy) if args.mask_strategy else None
+    detections = detector(image, seed=args.seed, strategy=args.strategy, masks=False if args.no_masks else None,
+                          mask_options=mask_options)[0]
     if not cv2.imwrite(args.out, draw(image, detections, detector.class_names, args.score_thr)):
         sys.exit(f'onnx_demo.py: could not write {args.out}')
     kept = int((detections.scores >= args.score_thr).sum())
-    print(f'{len(detections)} detections, {kept} with score >= {args.score_thr}, drawn into {args.out}')
+    masks = '' if detections.masks is None else ' with their masks'
+    print(f'{len(detections)} detections, {kept} with score >= {args.score_thr}, drawn{masks} into {args.out}')
     for box, score, label in zip(detections.bboxes, detections.scores, detections.labels):
         if score >= args.score_thr:
             print(f'  {detector.class_names[label]:>12s} {score:.3f} ' + ' '.join(f'{v:.1f}' for v in box))

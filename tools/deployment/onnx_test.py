@@ -1,5 +1,6 @@
 """Evaluate an exported Pix2Seq model (ONNX Runtime) on the config's test set with its evaluator (COCO bbox mAP via
-mmdet's CocoMetric), as tools/test.py evaluates the PyTorch checkpoint.
+mmdet's CocoMetric, and segm with a Pix2Seq v2 instance segmentation export), as tools/test.py evaluates the PyTorch
+checkpoint.
 
 Example:
     python tools/deployment/onnx_test.py configs/pix2seq_r18-tiny_1xb16_30e_synthetic-112.py work_dirs/onnx \
@@ -23,6 +24,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--strategy', choices=('greedy', 'top_k', 'nucleus'),
                         help='decoding strategy (default: the exported test_cfg\'s)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the sampling strategies')
+    parser.add_argument('--no-masks', action='store_true',
+                        help='detection only, also with an instance segmentation export')
+    parser.add_argument('--mask-strategy', choices=('greedy', 'top_k', 'nucleus'),
+                        help='decoding strategy of the polygons (default: the exported '
+                             'test_cfg.instance_segmentation\'s)')
+    parser.add_argument('--num-samples', type=int,
+                        help='polygons sampled per box (default: the exported test_cfg.instance_segmentation\'s)')
     parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (0: its default)')
     parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -36,8 +44,12 @@ def main() -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    masks = False if args.no_masks else None
+    mask_options = {key: value for key, value in (('strategy', args.mask_strategy), ('num_samples', args.num_samples))
+                    if value is not None}
     metrics = evaluate_onnx(cfg, args.model_dir, decoder=args.decoder, encoder=args.encoder,
-                            num_threads=args.threads, strategy=args.strategy, seed=args.seed)
+                            num_threads=args.threads, strategy=args.strategy, seed=args.seed, masks=masks,
+                            mask_options=mask_options or None)
     print(json.dumps(metrics, indent=2))
     if args.out:
         with open(args.out, 'w') as file:
