@@ -15,8 +15,9 @@ With torch and mmdet:
 With numpy, onnxruntime and OpenCV only (no torch, mmcv or mmdet is imported):
 
 * :mod:`.runtime`: :class:`~.runtime.Pix2SeqRuntime`, built from :mod:`.metadata` (``pix2seq.json`` and the
-  vocabulary), :mod:`.sessions` (sessions and IO binding), :mod:`.sampling` (token selection and the decoding loop)
-  and :mod:`.processing` (pre- and post-processing).
+  vocabulary), :mod:`.sessions` (sessions and IO binding), :mod:`.sampling` (token selection and the decoding loops),
+  :mod:`.processing` (pre- and post-processing) and :mod:`.masks` (the instance segmentation prompts and masks of a
+  Pix2Seq v2 export).
 
 This ``__init__`` imports none of them, so that importing the runtime costs no more than its own imports.
 """
