@@ -56,7 +56,7 @@ def setup_ort_decode(task: dict, head: torch.nn.Module, memory: torch.Tensor) ->
             path = path.with_name('decoder_step_int8.onnx')
         session = create_session(path, make_session_options(task['ort_threads']))
     geometry = dict(num_layers=len(head.layers), num_heads=head.num_heads, head_dims=head.embed_dims // head.num_heads,
-                    embed_dims=head.embed_dims, cache_len=head.tokenizer.seq_len, memory_len=memory_len)
+                    embed_dims=head.embed_dims, cache_len=head.tokenizer.num_positions, memory_len=memory_len)
     encoded = EncoderOutputs(batch, geometry)
     with torch.no_grad():
         key_values, _ = head.project_memory(memory, None)
