@@ -77,7 +77,6 @@ class Vocabulary:
             self.segmentation_prompt = int(segmentation['task_prompts']['instance_segmentation'])
             self.separator = int(segmentation['separator'])
             self.response_len = int(segmentation['response_len'])
-            self.instance_seq_len = int(segmentation['instance_seq_len'])
             # (V,) additive mask of a constrained polygon response: coordinates, SEPARATOR and EOS
             self.polygon_constraint = np.full(self.vocab_size, -np.inf, dtype=np.float32)
             self.polygon_constraint[self.coord_offset:self.coord_offset + self.num_bins] = 0
