@@ -15,7 +15,8 @@ from pycocotools import mask as mask_utils
 
 from pix2seq_mmdet.models.decoding import DecodingConfig, decode_responses
 from pix2seq_mmdet.models.instance_sequences import InstanceSegmentationSequences, canonical_points
-from pix2seq_mmdet.models.mask_prediction import MaskDecodingConfig, distinct_boxes, responses_to_masks
+from pix2seq_mmdet.models.instance_prediction import distinct_boxes
+from pix2seq_mmdet.models.mask_prediction import MaskDecodingConfig, responses_to_masks
 from pix2seq_mmdet.models.sequence_augmentation import SequenceAugmentation
 from pix2seq_mmdet.models.tokenizer import Pix2SeqTokenizer
 
@@ -209,10 +210,14 @@ def test_decode_responses_stops_each_row_at_eos():
         return logits
 
     prompts = torch.full((2, 6), tokenizer.task_prompts['instance_segmentation'])
-    responses = decode_responses(step, prompts, tokenizer.response_len, tokenizer.EOS, tokenizer.PAD,
-                                 DecodingConfig(strategy='greedy'))
+    responses, token_probs = decode_responses(step, prompts, tokenizer.response_len, tokenizer.EOS, tokenizer.PAD,
+                                              DecodingConfig(strategy='greedy'))
     assert responses[0, :4].tolist() == plan[0] and responses[1, 0] == tokenizer.EOS
     assert (responses[1, 1:] == tokenizer.PAD).all() and (responses[0, 4:] == tokenizer.PAD).all()
+    # each chosen token's probability (logit 10 against V - 1 zeros), 0 after the row's end
+    chosen = torch.tensor(10.0).exp() / (torch.tensor(10.0).exp() + tokenizer.vocab_size - 1)
+    assert torch.allclose(token_probs[0, :4], chosen) and torch.allclose(token_probs[1, :1], chosen)
+    assert (token_probs[1, 1:] == 0).all() and (token_probs[0, 4:] == 0).all()
     assert calls == [(6, 0), (1, 6), (1, 7), (1, 8)]  # the prompt as one chunk, then one token per step
 
 
@@ -290,9 +295,9 @@ def test_decoding_in_row_batches_gives_the_same_masks(synthetic_cfg):
         memory, memory_mask = model.encode(inputs, [sample])
         results = []
         for max_rows in (None, 4):
-            model.head.mask_decoding_cfg = MaskDecodingConfig(num_samples=3, prompt_boxes='ground_truth',
-                                                              strategy='greedy', max_rows=max_rows)
-            results.append(model.head.predict_masks(memory, memory_mask, [None], [sample])[0].masks)
+            model.head.instance_decoding_cfgs['instance_segmentation'] = MaskDecodingConfig(
+                num_samples=3, prompt_boxes='ground_truth', strategy='greedy', max_rows=max_rows)
+            results.append(model.head.predict_instance_tasks(memory, memory_mask, [None], [sample])[0].masks)
     assert torch.equal(*results)
     with pytest.raises(ValueError, match='max_rows'):
         MaskDecodingConfig(max_rows=0)

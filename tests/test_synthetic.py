@@ -177,9 +177,9 @@ def test_second_run_does_not_rewrite(tmp_path):
 # refactoring must not change what `easy` and `hard` draw; a deliberate change updates these values (and
 # GENERATOR_VERSION, so stale datasets are regenerated).
 PINNED_SHA256 = {
-    'easy': ('b0a6ebb992b598975124450d13b516d8516a41e795abc4748a23b092fd66613d',
+    'easy': ('12bbdb448df4b4c59f1ae9ec1f7e63831588ab24095722bd24e7361faa982707',
              '745fe3c05930e73b658769326a3a0f77ea3c39a78fa5a2656bac59000181d144'),
-    'hard': ('e8e6418f1b737a8d4d0ebc282ad87ccbcf08d5320485d52ab2205d04e67b8490',
+    'hard': ('3fca0d07c3e6a2fca07fa09460e93d47fbaf1b32ef10db77e3bd6980e2b2cab0',
              '78298edd5f6c88ad8a31986fb0c648e85a1af5fb03729e96da3af180cf28babc'),
 }
 

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The README's main job: install (idempotent), generate the synthetic dataset if missing, train the small synthetic
-# config, evaluate it with mmdet's CocoMetric and print COCO bbox mAP (and segm mAP with TASK=seg).
-#   PRESET=easy|hard|varied (default easy)   TASK=det|seg (default det; seg: Pix2Seq v2 instance segmentation, easy
-#   preset)   WORK_DIR (default work_dirs/synthetic-$PRESET[-seg])   extra args go to train.py
+# config, evaluate it with mmdet's CocoMetric and print COCO bbox mAP (and segm mAP with TASK=seg, keypoint mAP with
+# TASK=keypoints).
+#   PRESET=easy|hard|varied (default easy)   TASK=det|seg|keypoints (default det; seg and keypoints: the Pix2Seq v2
+#   tasks, easy preset)   WORK_DIR (default work_dirs/synthetic-$PRESET[-$TASK])   extra args go to train.py
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PRESET="${PRESET:-easy}"
 TASK="${TASK:-det}"
 case "$TASK" in
-  det|seg) ;;
-  *) echo "run_synthetic.sh: TASK must be det or seg, got '$TASK'" >&2; exit 2 ;;
+  det|seg|keypoints) ;;
+  *) echo "run_synthetic.sh: TASK must be det, seg or keypoints, got '$TASK'" >&2; exit 2 ;;
 esac
 case "$PRESET" in
   easy) CONFIG=configs/pix2seq_r18-tiny_1xb16_30e_synthetic-112.py; DATA=data/synthetic ;;
@@ -19,11 +20,15 @@ case "$PRESET" in
   *) echo "run_synthetic.sh: PRESET must be easy, hard or varied, got '$PRESET'" >&2; exit 2 ;;
 esac
 SUFFIX=""
-if [ "$TASK" = seg ]; then
+if [ "$TASK" != det ]; then
   if [ "$PRESET" != easy ]; then
-    echo "run_synthetic.sh: TASK=seg has a recipe for PRESET=easy only, got '$PRESET'" >&2; exit 2
+    echo "run_synthetic.sh: TASK=$TASK has a recipe for PRESET=easy only, got '$PRESET'" >&2; exit 2
   fi
-  CONFIG=configs/pix2seq-v2_r18-tiny_1xb16_26e_synthetic-112.py; SUFFIX=-seg
+  case "$TASK" in
+    seg) CONFIG=configs/pix2seq-v2_r18-tiny_1xb16_26e_synthetic-112.py ;;
+    keypoints) CONFIG=configs/pix2seq-v2-keypoints_r18-tiny_1xb16_28e_synthetic-112.py ;;
+  esac
+  SUFFIX=-$TASK
 fi
 WORK_DIR="${WORK_DIR:-work_dirs/synthetic-$PRESET$SUFFIX}"
 PY=.venv/bin/python
@@ -42,4 +47,7 @@ echo "== preset $PRESET: train $((trained - start)) s, test $((tested - trained)
 grep -E "coco/bbox_mAP" "$WORK_DIR/test.log" | tail -n 1 | sed 's/.*\(coco\/bbox_mAP: [0-9.]*\).*\(coco\/bbox_mAP_50: [0-9.]*\).*/== \1  \2/'
 if [ "$TASK" = seg ]; then
   grep -E "coco/segm_mAP" "$WORK_DIR/test.log" | tail -n 1 | sed 's/.*\(coco\/segm_mAP: [0-9.]*\).*\(coco\/segm_mAP_50: [0-9.]*\).*/== \1  \2/'
+fi
+if [ "$TASK" = keypoints ]; then
+  grep -E "coco/keypoints_mAP" "$WORK_DIR/test.log" | tail -n 1 | sed 's/.*\(coco\/keypoints_mAP: [0-9.]*\).*\(coco\/keypoints_mAP_50: [0-9.]*\).*/== \1  \2/'
 fi

@@ -69,6 +69,21 @@ class Pix2SeqCocoDataset(CocoDataset):
                                classes=self.metainfo['classes'])
         return super().load_data_list()
 
+    def parse_data_info(self, raw_data_info: dict) -> dict:
+        """mmdet's parsing, keeping each instance's COCO ``keypoints`` (read by
+        :class:`~pix2seq_mmdet.datasets.keypoints.LoadKeypoints`) when the file has them."""
+        data_info = super().parse_data_info(raw_data_info)
+        annotations = raw_data_info['raw_ann_info']
+        if not any('keypoints' in annotation for annotation in annotations):
+            return data_info
+        # the annotations mmdet kept, in its order: each parsed alone keeps its instance or not
+        kept = [annotation for annotation in annotations if super(Pix2SeqCocoDataset, self).parse_data_info(
+            dict(raw_img_info=raw_data_info['raw_img_info'], raw_ann_info=[annotation]))['instances']]
+        for instance, annotation in zip(data_info['instances'], kept):
+            if 'keypoints' in annotation:
+                instance['keypoints'] = annotation['keypoints']
+        return data_info
+
     def prepare_data(self, idx: int) -> Optional[dict]:
         try:
             return super().prepare_data(idx)

@@ -12,7 +12,9 @@ Every image of the ``easy`` and ``hard`` presets is ``img_size`` x ``img_size`` 
 draws each image's own size.  Images hold filled, anti-aliased shapes of four classes (``CLASSES``) on a varied
 background.  Each annotation's bbox is the tight pixel box ``[x, y, w, h]`` of the whole
 shape (pixels it covers at least half, including any part hidden by a shape drawn later), clipped to the image;
-``area`` is its pixel count and ``segmentation`` its outline polygon clipped to the image.
+``area`` is its pixel count, ``segmentation`` its outline polygon clipped to the image and ``keypoints`` its four
+extreme points (:data:`KEYPOINT_NAMES`, COCO's ``x, y, v`` with ``v`` 2 visible, 1 hidden by a later shape, 0 outside
+the image; each category lists their names and skeleton).
 
 Presets:
 
@@ -41,7 +43,7 @@ import numpy as np
 CLASSES = ('circle', 'square', 'triangle', 'star')
 SPLITS = ('train', 'val')
 # Bumped whenever the drawing code changes, so stale datasets are regenerated instead of silently reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 # Placement attempts per object before giving up on it (the image then holds fewer objects).
 MAX_PLACEMENT_TRIES = 30
 # A placed shape must cover at least this many pixels inside the image.
@@ -53,6 +55,11 @@ SUPERSAMPLING = 4
 # Corners of the regular polygon drawn as a circle, and a star's inner to outer radius ratio.
 CIRCLE_VERTICES = 48
 STAR_INNER_RATIO = 0.45
+# The named keypoints of every shape (its extreme points, clockwise from the top), the skeleton joining them (COCO's
+# 1-based pairs) and the keypoint each one becomes under a horizontal flip.
+KEYPOINT_NAMES = ('top', 'right', 'bottom', 'left')
+KEYPOINT_SKELETON = [[1, 2], [2, 3], [3, 4], [4, 1]]
+KEYPOINT_FLIP_INDICES = (0, 3, 2, 1)
 
 
 @dataclass(frozen=True)
@@ -269,6 +276,34 @@ def annotate(mask, outline):
                 segmentation=[[round(float(v), 2) for v in polygon.reshape(-1)]])
 
 
+def extreme_points(outline):
+    """(N, 2) outline (pixel-centre ``x, y``) -> (4, 2) its top, right, bottom and left extreme points in COCO
+    coordinates (the middle of the outline's vertices at the extreme, when several share it)."""
+    points = []
+    for axis, sign in ((1, -1), (0, 1), (1, 1), (0, -1)):
+        values = sign * outline[:, axis]
+        points.append(outline[values >= values.max() - 1e-6].mean(axis=0))
+    return np.array(points) + 0.5
+
+
+def annotate_keypoints(outlines, height, width):
+    """COCO ``keypoints`` (flat ``x, y, v`` of :data:`KEYPOINT_NAMES`) and ``num_keypoints`` of every shape of one
+    image, drawn in the order of ``outlines``: a point outside the image is not labelled (``0, 0, 0``), one inside a
+    shape drawn later is labelled but hidden (``v = 1``), the others are visible (``v = 2``)."""
+    annotations = []
+    for index, outline in enumerate(outlines):
+        keypoints = []
+        for x, y in extreme_points(outline):
+            if not (0 <= x <= width and 0 <= y <= height):
+                keypoints += [0.0, 0.0, 0]
+                continue
+            hidden = any(cv2.pointPolygonTest((later + 0.5).astype(np.float32), (float(x), float(y)), False) > 0
+                         for later in outlines[index + 1:])
+            keypoints += [round(float(x), 2), round(float(y), 2), 1 if hidden else 2]
+        annotations.append(dict(keypoints=keypoints, num_keypoints=sum(v > 0 for v in keypoints[2::3])))
+    return annotations
+
+
 def generate_image(rng, img_size, preset):
     """Draw one image; return the uint8 BGR image and its objects (``category_id``, ``bbox``, ``area``, ...).
 
@@ -282,7 +317,7 @@ def generate_image(rng, img_size, preset):
     num_objects = 0 if rng.random() < preset.empty_prob else int(rng.integers(1, preset.max_objects + 1))
 
     owner = np.full((height, width), -1, np.int32)  # index of the object visible at each pixel, -1 if none
-    visible_pixels, full_pixels, objects = [], [], []
+    visible_pixels, full_pixels, objects, outlines = [], [], [], []
     for _ in range(num_objects):
         category_index = int(rng.integers(len(CLASSES)))
         for _ in range(MAX_PLACEMENT_TRIES):
@@ -306,6 +341,9 @@ def generate_image(rng, img_size, preset):
         visible_pixels = list(remaining) + [int(mask.sum())]
         full_pixels.append(int(mask.sum()))
         objects.append(dict(category_id=category_index + 1, **annotate(mask, outline)))
+        outlines.append(outline)
+    for obj, keypoints in zip(objects, annotate_keypoints(outlines, height, width)):
+        obj.update(keypoints)
 
     canvas += rng.normal(0, rng.uniform(*preset.image_noise_sigma_range), size=canvas.shape).astype(np.float32)
     return np.clip(np.round(canvas), 0, 255).astype(np.uint8), objects
@@ -354,7 +392,8 @@ def generate_split(out_dir, split, params, preset, seed_sequence):
         licenses=[],
         images=images,
         annotations=annotations,
-        categories=[dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(CLASSES)],
+        categories=[dict(id=i + 1, name=name, supercategory='shape', keypoints=list(KEYPOINT_NAMES),
+                         skeleton=KEYPOINT_SKELETON) for i, name in enumerate(CLASSES)],
     )
     ann_file = out_dir / 'annotations' / f'instances_{split}.json'
     ann_file.parent.mkdir(parents=True, exist_ok=True)

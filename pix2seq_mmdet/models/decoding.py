@@ -336,7 +336,7 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
 
 def decode_responses(step: StepFn, prompts: Tensor, response_len: int, end_token: int, pad_token: int,
                      cfg: DecodingConfig, constraint: Optional[Tensor] = None,
-                     generator: Optional[torch.Generator] = None) -> Tensor:
+                     generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
     """Decode the response to each prompt of an instance task, token by token, until every row has its end token.
 
     Args:
@@ -351,21 +351,25 @@ def decode_responses(step: StepFn, prompts: Tensor, response_len: int, end_token
         generator (torch.Generator, optional): Randomness of the sampling strategies.
 
     Returns:
-        Tensor: (N, response_len) int64 responses.
+        tuple: ``responses`` (N, response_len) int64 and ``token_probs`` (N, response_len) float32, each token's
+        probability under the softmax of its (constrained) logits, 0 after the row's end.
     """
     if cfg.strategy == 'beam':
         raise ValueError('instance task responses are decoded greedily or sampled; beam search does not apply')
     num_rows, prompt_len = prompts.shape
     responses = torch.full((num_rows, response_len), pad_token, dtype=torch.long, device=prompts.device)
+    token_probs = torch.zeros((num_rows, response_len), device=prompts.device)
     finished = torch.zeros(num_rows, dtype=torch.bool, device=prompts.device)
     logits = step(prompts, 0).float()
     for index in range(response_len):
         if constraint is not None:
             logits = logits + constraint
         next_tokens = torch.where(finished, pad_token, select_next_token(logits, cfg, generator))
+        chosen_probs = logits.softmax(-1).gather(1, next_tokens[:, None]).squeeze(1)
+        token_probs[:, index] = torch.where(finished, 0.0, chosen_probs)
         finished = finished | (next_tokens == end_token)
         responses[:, index] = next_tokens
         if index + 1 == response_len or bool(finished.all()):
             break
         logits = step(next_tokens[:, None], prompt_len + index).float()
-    return responses
+    return responses, token_probs

@@ -1,8 +1,12 @@
-"""Pix2Seq v2 training sequences of the instance segmentation task, built from mmdet's polygon masks.
+"""Pix2Seq v2 training sequences of the instance tasks: polygons from mmdet's masks, keypoints.
 
 Per image, up to ``max_instances_per_image`` instances of ``gt_instances`` (chosen at random when there are more),
-each as one sequence ``[task, ymin, xmin, ymax, xmax, class] -> polygon`` (:meth:`Pix2SeqTokenizer.encode_polygon`),
-as the official ``tasks/instance_segmentation.py`` builds them.  The polygons are mmdet's ``PolygonMasks``
+each as one sequence ``[task, ymin, xmin, ymax, xmax, class] -> response``, as the official
+``tasks/instance_segmentation.py`` and ``tasks/keypoint_detection.py`` build them: :class:`InstanceSequences` holds
+what the tasks share (the choice of instances, the prompt, the batch and its weights), its subclasses the response.
+
+Instance segmentation (:class:`InstanceSegmentationSequences`): the response is the polygon
+(:meth:`Pix2SeqTokenizer.encode_polygon`).  The polygons are mmdet's ``PolygonMasks``
 (``LoadAnnotations(with_mask=True, poly2mask=False)``), already moved by the pipeline's resize, flip and crop, and
 normalised here to the padded frame as the boxes are.
 
@@ -19,6 +23,15 @@ sampled outlines fit in fewer points.  ``canonical_order`` (off in the official 
 start point and direction) starts each part at its topmost point (the leftmost of those) and runs it clockwise on
 the image, so the same outline always reads the same, whatever the annotation's start, direction or a flip (a flip
 reverses a polygon's direction): the first point's y is then the prompt box's ymin for a single-part object.
+
+Keypoints (:class:`KeypointSequences`): the response is the ``num_keypoints`` points of ``gt_instances.keypoints``
+(:class:`~pix2seq_mmdet.datasets.keypoints.LoadKeypoints`), an unlabelled one (``v == 0``) as an ``INVISIBLE`` pair
+weighted ``invisible_weight`` (official 0.1); an instance without a labelled point is left out (the official task
+drops them in training).  As the official task, the response's input tokens are replaced by ``INVISIBLE`` at a rate
+drawn uniformly in [0, 1) per batch (``mask_inputs``), so the model learns to place a point without relying on the
+points before it.  Unlike the official task, which crops the image around each person (``crop_to_bbox``, half the
+box's size added around it) and encodes every crop, the sequences read the whole image's memory, as the other
+tasks do.
 """
 from typing import List, Optional, Tuple
 
@@ -32,6 +45,8 @@ from torch import Tensor
 
 from .tokenizer import PROMPT_LENGTH, Pix2SeqTokenizer
 
+Responses = List[Tuple[Tensor, Tensor]]
+
 
 def canonical_points(points_yx: np.ndarray) -> np.ndarray:
     """(P, 2) ``(y, x)`` polygon -> the same polygon clockwise on the image (y down), from its topmost point (the
@@ -44,35 +59,110 @@ def canonical_points(points_yx: np.ndarray) -> np.ndarray:
     return np.roll(points_yx, -start, axis=0)
 
 
-class InstanceSegmentationSequences:
-    """Build the instance segmentation sequences of a batch.
+class InstanceSequences:
+    """Build the sequences of one instance task for a batch; subclasses write :meth:`response`.
 
     Args:
-        tokenizer (Pix2SeqTokenizer): The head's vocabulary, with ``instance_segmentation`` in its tasks.
-        max_instances_per_image (int): Most sequences per image (official: 10).
+        tokenizer (Pix2SeqTokenizer): The head's vocabulary, with the task in its tasks.
+        max_instances_per_image (int): Most sequences per image (official segmentation: 10).
         eos_weight (float): Weight of the EOS target (official: 1.0).
         loss_weight (float): The task's weight in the summed loss (official: 1.0).
-        simplify_tolerance (float): Douglas-Peucker tolerance in bins, 0 (default) to keep every point.
-        canonical_order (bool): Start every part at its topmost point and run it clockwise (default False: the
-            annotation's order, as the official task).
     """
+    task = ''
+    loss_name = ''
 
     def __init__(self, tokenizer: Pix2SeqTokenizer, max_instances_per_image: int = 10, eos_weight: float = 1.0,
-                 loss_weight: float = 1.0, simplify_tolerance: float = 0.0, canonical_order: bool = False) -> None:
-        if 'instance_segmentation' not in tokenizer.tasks:
-            raise ValueError('model.train_cfg.instance_segmentation needs \'instance_segmentation\' in '
-                             'model.head.tokenizer.tasks')
+                 loss_weight: float = 1.0, **nonnegative: float) -> None:
+        if self.task not in tokenizer.tasks:
+            raise ValueError(f'model.train_cfg.{self.task} needs \'{self.task}\' in model.head.tokenizer.tasks')
         checks = [(isinstance(max_instances_per_image, int) and max_instances_per_image >= 1,
                    'max_instances_per_image must be an integer >= 1')]
-        checks += [(value >= 0, f'{name} must be >= 0') for name, value in (
-            ('eos_weight', eos_weight), ('loss_weight', loss_weight), ('simplify_tolerance', simplify_tolerance))]
+        checks += [(value >= 0, f'{name} must be >= 0') for name, value in dict(
+            eos_weight=eos_weight, loss_weight=loss_weight, **nonnegative).items()]
         for ok, message in checks:
             if not ok:
-                raise ValueError(f'model.train_cfg.instance_segmentation: {message}')
+                raise ValueError(f'model.train_cfg.{self.task}: {message}')
         self.tokenizer = tokenizer
         self.max_instances_per_image = max_instances_per_image
         self.eos_weight = eos_weight
         self.loss_weight = loss_weight
+
+    def response(self, sample: DetDataSample, index: int, where: str) -> Optional[Tensor]:
+        """Instance ``index`` of ``sample`` -> its response tokens, or None to leave it out."""
+        raise NotImplementedError
+
+    def sample_sequences(self, sample: DetDataSample) -> Responses:
+        """One image's (sequence (L + 1,), per-token weight of the target (L,)) per chosen instance."""
+        instances = sample.gt_instances
+        where = f'image {sample.metainfo.get("img_path", "?")}'
+        frame_hw = sample.metainfo['pad_shape'][:2]
+        boxes = self.tokenizer.normalize_boxes(get_box_tensor(instances.bboxes).float().reshape(-1, 4), frame_hw)
+        labels = instances.labels.long()
+        sequences = []
+        for index in torch.randperm(len(labels)).tolist():
+            if len(sequences) == self.max_instances_per_image:
+                break
+            box = boxes[index]
+            if not (box[2] > box[0] and box[3] > box[1]):
+                continue
+            response = self.response(sample, index, f'{where}, instance {index}')
+            if response is None:
+                continue
+            prompt = self.tokenizer.instance_prompts(box[None], labels[index:index + 1], self.task)[0].cpu()
+            sequence = torch.cat([prompt, response])
+            sequences.append((sequence, self.token_weights(sequence[1:])))
+        return sequences
+
+    def token_weights(self, target_tokens: Tensor) -> Tensor:
+        """(L,) float32 weights of an instance sequence's targets (the sequence less its first token)."""
+        weights = torch.ones(target_tokens.shape, dtype=torch.float32)
+        weights[:PROMPT_LENGTH - 1] = 0  # the prompt's box and class are given, not predicted
+        response = weights[PROMPT_LENGTH - 1:]
+        response_tokens = target_tokens[PROMPT_LENGTH - 1:]
+        response[response_tokens == self.tokenizer.PAD] = 0
+        response[response_tokens == self.tokenizer.EOS] = self.eos_weight
+        return weights
+
+    def corrupt_inputs(self, input_tokens: Tensor) -> Tensor:
+        """(N, L) input tokens of the batch -> the tokens the decoder reads (default: unchanged)."""
+        return input_tokens
+
+    def __call__(self, batch_data_samples: List[DetDataSample],
+                 device: Optional[torch.device] = None) -> Optional[Tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """The batch's ``input_tokens``, ``target_tokens``, ``token_weights`` (each (N, L')) and ``image_index``
+        (N,), the image of each sequence; None when no image has a usable instance.  L' is the longest weighted
+        extent of the batch's sequences (the trailing positions with weight 0 everywhere are cut: the decoder is
+        causal, so the other positions' logits do not change)."""
+        rows, image_index = [], []
+        for index, sample in enumerate(batch_data_samples):
+            sequences = self.sample_sequences(sample)
+            rows += sequences
+            image_index += [index] * len(sequences)
+        if not rows:
+            return None
+        sequences, weights = (torch.stack(parts) for parts in zip(*rows))
+        length = int((weights > 0).any(0).nonzero().max()) + 1
+        sequences, weights = sequences.to(device), weights.to(device)
+        return (self.corrupt_inputs(sequences[:, :length]), sequences[:, 1:length + 1], weights[:, :length],
+                torch.tensor(image_index, device=device))
+
+
+class InstanceSegmentationSequences(InstanceSequences):
+    """The instance segmentation task's sequences (:class:`InstanceSequences`), from ``gt_instances.masks``
+    (mmdet ``PolygonMasks``).
+
+    Args:
+        simplify_tolerance (float): Douglas-Peucker tolerance in bins, 0 (default) to keep every point.
+        canonical_order (bool): Start every part at its topmost point and run it clockwise (default False: the
+            annotation's order, as the official task).
+        **kwargs: :class:`InstanceSequences` options.
+    """
+    task = 'instance_segmentation'
+    loss_name = 'loss_segm'
+
+    def __init__(self, tokenizer: Pix2SeqTokenizer, simplify_tolerance: float = 0.0, canonical_order: bool = False,
+                 **kwargs) -> None:
+        super().__init__(tokenizer, simplify_tolerance=simplify_tolerance, **kwargs)
         self.simplify_tolerance = simplify_tolerance
         self.canonical_order = canonical_order
 
@@ -100,59 +190,59 @@ class InstanceSegmentationSequences:
                 parts.append(torch.from_numpy(points).float())
         return parts
 
-    def sample_sequences(self, sample: DetDataSample) -> List[Tuple[Tensor, Tensor]]:
-        """One image's (sequence (L + 1,), per-token weight of the target (L,)) per chosen instance."""
-        instances = sample.gt_instances
-        where = f'image {sample.metainfo.get("img_path", "?")}'
-        masks = instances.get('masks', None)
+    def response(self, sample: DetDataSample, index: int, where: str) -> Optional[Tensor]:
+        masks = sample.gt_instances.get('masks', None)
         if not isinstance(masks, PolygonMasks):
             raise ValueError(f'{where}: instance segmentation trains on polygons; the training pipeline must load '
                              'them with LoadAnnotations(with_bbox=True, with_mask=True, poly2mask=False), got '
                              f'{type(masks).__name__ if masks is not None else "no masks"}')
-        frame_hw = sample.metainfo['pad_shape'][:2]
-        boxes = self.tokenizer.normalize_boxes(get_box_tensor(instances.bboxes).float().reshape(-1, 4), frame_hw)
-        labels = instances.labels.long()
-        candidates = torch.randperm(len(labels))
-        sequences = []
-        for index in candidates.tolist():
-            if len(sequences) == self.max_instances_per_image:
-                break
-            box = boxes[index]
-            if not (box[2] > box[0] and box[3] > box[1]):
-                continue
-            parts = self.polygon_parts(masks.masks[index], frame_hw, f'{where}, instance {index}')
-            if not parts:
-                continue
-            prompt = self.tokenizer.instance_prompts(box[None], labels[index:index + 1])[0].cpu()
-            sequence = torch.cat([prompt, self.tokenizer.encode_polygon(parts)])
-            sequences.append((sequence, self.token_weights(sequence[1:])))
-        return sequences
+        parts = self.polygon_parts(masks.masks[index], sample.metainfo['pad_shape'][:2], where)
+        return self.tokenizer.encode_polygon(parts) if parts else None
+
+
+class KeypointSequences(InstanceSequences):
+    """The keypoint task's sequences (:class:`InstanceSequences`), from ``gt_instances.keypoints`` (N, K, 3).
+
+    Args:
+        invisible_weight (float): Weight of an ``INVISIBLE`` target (official: 0.1).
+        mask_inputs (bool): Replace response input tokens by ``INVISIBLE`` at a random rate (official: True).
+        **kwargs: :class:`InstanceSequences` options (official keypoints: ``max_instances_per_image`` 1 per person
+            crop; here the instances share one image, default 10).
+    """
+    task = 'keypoints'
+    loss_name = 'loss_keypoints'
+
+    def __init__(self, tokenizer: Pix2SeqTokenizer, invisible_weight: float = 0.1, mask_inputs: bool = True,
+                 **kwargs) -> None:
+        super().__init__(tokenizer, invisible_weight=invisible_weight, **kwargs)
+        self.invisible_weight = invisible_weight
+        self.mask_inputs = mask_inputs
+
+    def response(self, sample: DetDataSample, index: int, where: str) -> Optional[Tensor]:
+        keypoints = sample.gt_instances.get('keypoints', None)
+        if keypoints is None:
+            raise ValueError(f'{where}: the keypoint task needs gt_instances.keypoints: add LoadKeypoints after the '
+                             'geometric transforms and pack with PackKeypointDetInputs')
+        if keypoints.shape[1:] != (self.tokenizer.num_keypoints, 3):
+            raise ValueError(f'{where}: keypoints of shape {tuple(keypoints.shape[1:])}, the tokenizer expects '
+                             f'({self.tokenizer.num_keypoints}, 3) (model.head.tokenizer.num_keypoints)')
+        points = keypoints[index].float().cpu()
+        labelled = points[:, 2] > 0
+        if not labelled.any():
+            return None
+        frame_h, frame_w = sample.metainfo['pad_shape'][:2]
+        points_yx = (points[:, [1, 0]] / points.new_tensor([frame_h, frame_w])).clamp(0, 1)
+        return self.tokenizer.encode_keypoints(points_yx, labelled)
 
     def token_weights(self, target_tokens: Tensor) -> Tensor:
-        """(L,) float32 weights of an instance sequence's targets (the sequence less its first token)."""
-        weights = torch.ones(target_tokens.shape, dtype=torch.float32)
-        weights[:PROMPT_LENGTH - 1] = 0  # the prompt's box and class are given, not predicted
-        response = weights[PROMPT_LENGTH - 1:]
-        response_tokens = target_tokens[PROMPT_LENGTH - 1:]
-        response[response_tokens == self.tokenizer.PAD] = 0
-        response[response_tokens == self.tokenizer.EOS] = self.eos_weight
+        weights = super().token_weights(target_tokens)
+        weights[(target_tokens == self.tokenizer.INVISIBLE) & (weights > 0)] = self.invisible_weight
         return weights
 
-    def __call__(self, batch_data_samples: List[DetDataSample],
-                 device: Optional[torch.device] = None) -> Optional[Tuple[Tensor, Tensor, Tensor, Tensor]]:
-        """The batch's ``input_tokens``, ``target_tokens``, ``token_weights`` (each (N, L')) and ``image_index``
-        (N,), the image of each sequence; None when no image has a usable instance.  L' is the longest weighted
-        extent of the batch's sequences (the trailing positions with weight 0 everywhere are cut: the decoder is
-        causal, so the other positions' logits do not change)."""
-        rows, image_index = [], []
-        for index, sample in enumerate(batch_data_samples):
-            sequences = self.sample_sequences(sample)
-            rows += sequences
-            image_index += [index] * len(sequences)
-        if not rows:
-            return None
-        sequences, weights = (torch.stack(parts) for parts in zip(*rows))
-        length = int((weights > 0).any(0).nonzero().max()) + 1
-        sequences, weights = sequences.to(device), weights.to(device)
-        return (sequences[:, :length], sequences[:, 1:length + 1], weights[:, :length],
-                torch.tensor(image_index, device=device))
+    def corrupt_inputs(self, input_tokens: Tensor) -> Tensor:
+        if not self.mask_inputs:
+            return input_tokens
+        rate = torch.rand(()).item()
+        masked = torch.rand(input_tokens.shape, device=input_tokens.device) < rate
+        masked[:, :PROMPT_LENGTH] = False
+        return torch.where(masked, self.tokenizer.INVISIBLE, input_tokens)

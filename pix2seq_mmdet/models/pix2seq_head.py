@@ -14,12 +14,18 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from .decoding import DecodingCache, DecodingConfig, StaticStep, decode_responses, decode_sequences
-from .instance_sequences import InstanceSegmentationSequences
-from .mask_prediction import (MaskDecodingConfig, boxes_in_frame, distinct_boxes, polygon_constraint,
-                              responses_to_masks)
+from .instance_prediction import InstanceDecodingConfig, boxes_in_frame, distinct_boxes
+from .instance_sequences import InstanceSegmentationSequences, InstanceSequences, KeypointSequences
+from .keypoint_prediction import KeypointDecodingConfig, keypoint_constraint, responses_to_keypoints
+from .mask_prediction import MaskDecodingConfig, polygon_constraint, responses_to_masks
 from .sequence_augmentation import SequenceAugmentation
 from .tokenizer import Pix2SeqTokenizer
 from .transformer import TransformerLayer
+
+
+# each instance task's training sequences and prediction options
+INSTANCE_TASKS = dict(instance_segmentation=(InstanceSegmentationSequences, MaskDecodingConfig),
+                      keypoints=(KeypointSequences, KeypointDecodingConfig))
 
 
 @MODELS.register_module()
@@ -32,11 +38,17 @@ class Pix2SeqHead(BaseModule):
     The head owns the vocabulary: its tokenizer builds the training sequences (``train_cfg``, the sequence
     augmentation) and reads the decoded ones (``test_cfg``), so no other part of a config repeats it.
 
-    Pix2Seq v2's instance segmentation (``'instance_segmentation'`` in ``tokenizer.tasks``): the same decoder also
-    learns, per ground-truth instance, the sequence ``[task, box, class] -> polygon``
-    (:class:`~.instance_sequences.InstanceSegmentationSequences`, options in ``train_cfg.instance_segmentation``,
-    logged and summed as ``loss_segm``), and at inference answers a prompt per detected box with sampled polygons
-    that become ``pred_instances.masks`` (:mod:`~.mask_prediction`, options in ``test_cfg.instance_segmentation``).
+    Pix2Seq v2's instance tasks (in ``tokenizer.tasks``): the same decoder also learns, per ground-truth instance,
+    the sequence ``[task, box, class] -> response`` of each task, and at inference answers a prompt per detected box
+    (:mod:`~.instance_prediction`):
+
+    * ``instance_segmentation``: the response is a polygon
+      (:class:`~.instance_sequences.InstanceSegmentationSequences`, options in ``train_cfg.instance_segmentation``,
+      logged and summed as ``loss_segm``); sampled polygons become ``pred_instances.masks`` (:mod:`~.mask_prediction`,
+      options in ``test_cfg.instance_segmentation``);
+    * ``keypoints``: the response is the object's keypoints (:class:`~.instance_sequences.KeypointSequences`,
+      ``train_cfg.keypoints``, ``loss_keypoints``); they become ``pred_instances.keypoints`` (N, K, 2) and
+      ``keypoint_scores`` (N, K) (:mod:`~.keypoint_prediction`, ``test_cfg.keypoints``).
 
     Args:
         tokenizer (dict): ``Pix2SeqTokenizer`` arguments (``num_classes``, ``num_bins``, ``max_objects``), written
@@ -56,14 +68,16 @@ class Pix2SeqHead(BaseModule):
         norm_eps (float): Epsilon of every LayerNorm of the decoder, the final one included (official: 1e-6; the
             default 1e-5 is torch's).
         train_cfg (dict, optional): :class:`~.sequence_augmentation.SequenceAugmentation` options (object order,
-            noise, token weights, input corruption, sequences per image), and ``instance_segmentation``:
-            :class:`~.instance_sequences.InstanceSegmentationSequences` options.
+            noise, token weights, input corruption, sequences per image), and per instance task its sequences'
+            options (``instance_segmentation``: :class:`~.instance_sequences.InstanceSegmentationSequences`,
+            ``keypoints``: :class:`~.instance_sequences.KeypointSequences`).
         test_cfg (dict, optional): :class:`DecodingConfig` fields plus ``classes_per_box`` (default 1, the paper:
             each decoded box is one detection of its most probable class; ``k`` > 1 makes it ``k`` detections, one
             per class among its ``k`` most probable, each scored by that class's probability, as DETR-style
             detectors rank query x class pairs; ``'all'``: one per class) and ``max_per_img`` (default: every
-            detection, ``max_objects * classes_per_box``), and ``instance_segmentation``:
-            :class:`~.mask_prediction.MaskDecodingConfig` fields.
+            detection, ``max_objects * classes_per_box``), and per instance task its prediction options
+            (``instance_segmentation``: :class:`~.mask_prediction.MaskDecodingConfig`, ``keypoints``:
+            :class:`~.keypoint_prediction.KeypointDecodingConfig`).
         init_cfg (dict, optional): mmengine initialisation config.
     """
 
@@ -75,15 +89,22 @@ class Pix2SeqHead(BaseModule):
         super().__init__(init_cfg)
         self.tokenizer = Pix2SeqTokenizer(**tokenizer)
         train_cfg, test_cfg = dict(train_cfg or {}), dict(test_cfg or {})
-        segmentation = 'instance_segmentation' in self.tokenizer.tasks
         for name, cfg in (('train_cfg', train_cfg), ('test_cfg', test_cfg)):
-            if 'instance_segmentation' in cfg and not segmentation:
-                raise ValueError(f'{name}.instance_segmentation is set but model.head.tokenizer.tasks '
-                                 f'{self.tokenizer.tasks!r} has no \'instance_segmentation\'')
-        self.instance_sequences = (InstanceSegmentationSequences(
-            self.tokenizer, **train_cfg.pop('instance_segmentation', {})) if segmentation else None)
-        self.mask_decoding_cfg = (MaskDecodingConfig(**test_cfg.pop('instance_segmentation', {}))
-                                  if segmentation else None)
+            for task in INSTANCE_TASKS:
+                if task in cfg and task not in self.tokenizer.tasks:
+                    raise ValueError(f'{name}.{task} is set but model.head.tokenizer.tasks {self.tokenizer.tasks!r} '
+                                     f'has no \'{task}\'')
+        # per configured instance task, its training sequences and its prediction options, in tokenizer order
+        self.instance_sequences: Dict[str, InstanceSequences] = {}
+        self.instance_decoding_cfgs: Dict[str, InstanceDecodingConfig] = {}
+        for task in self.tokenizer.tasks[1:]:
+            sequences_cls, decoding_cls = INSTANCE_TASKS[task]
+            self.instance_sequences[task] = sequences_cls(self.tokenizer, **train_cfg.pop(task, {}))
+            self.instance_decoding_cfgs[task] = decoding_cls(**test_cfg.pop(task, {}))
+        if len({cfg.prompt_boxes for cfg in self.instance_decoding_cfgs.values()}) > 1:
+            raise ValueError('test_cfg: every instance task must prompt with the same boxes (prompt_boxes), got '
+                             + ', '.join(f'{task}: {cfg.prompt_boxes!r}'
+                                         for task, cfg in self.instance_decoding_cfgs.items()))
         self.sequence_augmentation = SequenceAugmentation(self.tokenizer, **train_cfg)
         self.classes_per_box = test_cfg.pop('classes_per_box', 1)
         if self.classes_per_box == 'all':
@@ -231,16 +252,16 @@ class Pix2SeqHead(BaseModule):
             for name, mask in parts.items():
                 part_weights = token_weights * mask
                 losses[name] = token_ce.detach().mul(mask).sum() / part_weights.sum().clamp(min=1e-6)
-        if self.instance_sequences is not None:
-            losses['loss_segm'] = self.instance_segmentation_loss(memory, memory_mask, batch_data_samples)
+        for sequences in self.instance_sequences.values():
+            losses[sequences.loss_name] = self.instance_task_loss(sequences, memory, memory_mask, batch_data_samples)
         return losses
 
-    def instance_segmentation_loss(self, memory: Tensor, memory_mask: Optional[Tensor],
-                                   batch_data_samples: SampleList) -> Tensor:
-        """``loss_weight`` times the weighted cross-entropy of the instance segmentation sequences
-        (:attr:`instance_sequences`), normalised by their weight sum (averaged over the ranks), as the official
-        multi-task loss weighs each task's own normalised loss."""
-        built = self.instance_sequences(batch_data_samples, memory.device)
+    def instance_task_loss(self, sequences: InstanceSequences, memory: Tensor, memory_mask: Optional[Tensor],
+                           batch_data_samples: SampleList) -> Tensor:
+        """``loss_weight`` times the weighted cross-entropy of an instance task's ``sequences``, normalised by their
+        weight sum (averaged over the ranks), as the official multi-task loss weighs each task's own normalised
+        loss."""
+        built = sequences(batch_data_samples, memory.device)
         if built is None:  # no usable instance in this batch: a zero that keeps the graph (and DDP) whole
             reduce_mean(memory.new_zeros(()))
             return memory.sum() * 0
@@ -248,7 +269,7 @@ class Pix2SeqHead(BaseModule):
         logits = self(memory, memory_mask, input_tokens, image_index)
         token_ce = self._token_cross_entropy(logits, target_tokens) * token_weights
         normaliser = reduce_mean(token_weights.sum()).clamp(min=1e-6)
-        return self.instance_sequences.loss_weight * token_ce.sum() / normaliser
+        return sequences.loss_weight * token_ce.sum() / normaliser
 
     # ---------------------------------------------------------------- predict
     @torch.inference_mode()
@@ -306,8 +327,8 @@ class Pix2SeqHead(BaseModule):
         tokens, class_probs = self.generate(memory, memory_mask)
         results = [self.tokens_to_instances(seq, probs, sample.metainfo, rescale)
                    for seq, probs, sample in zip(tokens, class_probs, batch_data_samples)]
-        if self.mask_decoding_cfg is not None:
-            results = self.predict_masks(memory, memory_mask, results, batch_data_samples, rescale)
+        if self.instance_decoding_cfgs:
+            results = self.predict_instance_tasks(memory, memory_mask, results, batch_data_samples, rescale)
         return results
 
     def ground_truth_instances(self, batch_data_samples: SampleList, rescale: bool) -> List[InstanceData]:
@@ -325,46 +346,76 @@ class Pix2SeqHead(BaseModule):
         return results
 
     @torch.inference_mode()
-    def predict_masks(self, memory: Tensor, memory_mask: Optional[Tensor], results: List[InstanceData],
-                      batch_data_samples: SampleList, rescale: bool = True,
-                      generator: Optional[torch.Generator] = None) -> List[InstanceData]:
-        """Add ``masks`` (N, H, W) bool to each image's detections (or, with ``prompt_boxes='ground_truth'``,
-        replace the detections by the ground truth first), with ``test_cfg.instance_segmentation``
-        (:mod:`~.mask_prediction`); all prompts and samples of the batch decode as one batch (or in batches of
-        ``max_rows``)."""
-        cfg, tokenizer = self.mask_decoding_cfg, self.tokenizer
-        if cfg.prompt_boxes == 'ground_truth':
+    def predict_instance_tasks(self, memory: Tensor, memory_mask: Optional[Tensor], results: List[InstanceData],
+                               batch_data_samples: SampleList, rescale: bool = True,
+                               generator: Optional[torch.Generator] = None) -> List[InstanceData]:
+        """Add each instance task's outputs to each image's detections (or, with ``prompt_boxes='ground_truth'``,
+        replace the detections by the ground truth first): ``masks`` (N, H, W) bool, ``keypoints`` (N, K, 2) and
+        ``keypoint_scores`` (N, K), with ``test_cfg.<task>``."""
+        if any(cfg.prompt_boxes == 'ground_truth' for cfg in self.instance_decoding_cfgs.values()):
             results = self.ground_truth_instances(batch_data_samples, rescale)
-        prompts, image_index, slots, counts = [], [], [], []
+        for task, cfg in self.instance_decoding_cfgs.items():
+            answers = self.answer_prompts(task, memory, memory_mask, results, batch_data_samples, rescale, generator)
+            for result, sample, (responses, token_probs, boxes, slot) in zip(results, batch_data_samples, answers):
+                slot = slot.cpu()
+                if task == 'instance_segmentation':
+                    masks = responses_to_masks(responses, self.tokenizer, sample.metainfo, rescale, cfg)
+                    not_answered = np.zeros((1, ) + masks.shape[1:], dtype=bool)  # row -1
+                    result.masks = torch.from_numpy(np.concatenate([masks, not_answered]))[slot].to(
+                        result.bboxes.device)
+                else:
+                    keypoints, scores = responses_to_keypoints(responses, token_probs, boxes, self.tokenizer,
+                                                               sample.metainfo, rescale, cfg.num_samples)
+                    result.keypoints = torch.cat([keypoints, keypoints.new_zeros(1, *keypoints.shape[1:])])[slot].to(
+                        result.bboxes.device)
+                    result.keypoint_scores = torch.cat([scores, scores.new_zeros(1, scores.shape[1])])[slot].to(
+                        result.bboxes.device)
+        return results
+
+    def answer_prompts(self, task: str, memory: Tensor, memory_mask: Optional[Tensor], results: List[InstanceData],
+                       batch_data_samples: SampleList, rescale: bool,
+                       generator: Optional[torch.Generator] = None) -> List[Tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """Prompt ``task`` with each image's distinct detected boxes (:mod:`~.instance_prediction`) and decode
+        ``num_samples`` responses each; all prompts and samples of the batch decode as one batch (or in batches of
+        ``max_rows``).
+
+        Returns:
+            list[tuple]: Per image ``responses`` and their ``token_probs`` (K * S, L) on the CPU, samples of a box in
+            consecutive rows, the K prompt ``boxes`` (K, 4) normalised ``yxyx`` of the frame, and for every
+            detection the row of its box among the K (-1: not answered).
+        """
+        cfg, tokenizer = self.instance_decoding_cfgs[task], self.tokenizer
+        prompts, boxes, image_index, slots, counts = [], [], [], [], []
         for index, (result, sample) in enumerate(zip(results, batch_data_samples)):
             rows, slot = distinct_boxes(result.bboxes, cfg.max_instances)
-            boxes = boxes_in_frame(result.bboxes[rows], sample.metainfo, rescale, tokenizer)
-            prompts.append(tokenizer.instance_prompts(boxes, result.labels[rows]))
+            boxes.append(boxes_in_frame(result.bboxes[rows], sample.metainfo, rescale, tokenizer))
+            prompts.append(tokenizer.instance_prompts(boxes[-1], result.labels[rows], task))
             image_index += [index] * len(rows)
             slots.append(slot)
             counts.append(len(rows) * cfg.num_samples)
         prompts = torch.cat(prompts).repeat_interleave(cfg.num_samples, dim=0)
         image_index = torch.tensor(image_index, dtype=torch.long, device=memory.device)
         image_index = image_index.repeat_interleave(cfg.num_samples)
-        constraint = polygon_constraint(tokenizer, memory.device) if cfg.constrained else None
-        responses = [prompts.new_zeros(0, tokenizer.response_len).cpu()]
+        if task == 'instance_segmentation':
+            response_len = tokenizer.response_len
+            constraint = polygon_constraint(tokenizer, memory.device) if cfg.constrained else None
+        else:
+            response_len = tokenizer.keypoints_response_len
+            constraint = keypoint_constraint(tokenizer, memory.device, cfg.suppress_invisible)
+        responses = [(prompts.new_zeros(0, response_len).cpu(), memory.new_zeros(0, response_len).cpu())]
         batch_rows = cfg.max_rows or max(len(prompts), 1)
         for start in range(0, len(prompts), batch_rows):
             rows = slice(start, start + batch_rows)
-            cache = self.init_cache(memory, memory_mask, image_index[rows], tokenizer.instance_seq_len)
+            cache = self.init_cache(memory, memory_mask, image_index[rows], tokenizer.task_seq_len(task))
 
             def step(tokens: Tensor, position: int, cache: DecodingCache = cache) -> Tensor:
                 return self.forward_step(tokens, position, cache)[:, -1]
 
-            responses.append(decode_responses(step, prompts[rows], tokenizer.response_len, tokenizer.EOS,
-                                              tokenizer.PAD, cfg.decoding, constraint, generator).cpu())
-        responses = torch.cat(responses).split(counts)
-        for result, sample, slot, image_responses in zip(results, batch_data_samples, slots, responses):
-            masks = responses_to_masks(image_responses, tokenizer, sample.metainfo, rescale, cfg)
-            not_segmented = np.zeros((1, ) + masks.shape[1:], dtype=bool)  # row -1
-            masks = torch.from_numpy(np.concatenate([masks, not_segmented]))
-            result.masks = masks[slot.cpu()].to(result.bboxes.device)
-        return results
+            answered = decode_responses(step, prompts[rows], response_len, tokenizer.EOS, tokenizer.PAD,
+                                        cfg.decoding, constraint, generator)
+            responses.append(tuple(part.cpu() for part in answered))
+        tokens, token_probs = (torch.cat(parts).split(counts) for parts in zip(*responses))
+        return list(zip(tokens, token_probs, boxes, slots))
 
     def tokens_to_instances(self, tokens: Tensor, class_probs: Tensor, img_meta: dict,
                             rescale: bool = True) -> InstanceData:

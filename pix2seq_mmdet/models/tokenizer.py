@@ -31,9 +31,9 @@ a task prompt per task, the polygon ``SEPARATOR`` and the keypoints' ``INVISIBLE
 coordinates, whichever v2 tasks are configured, so adding a task later keeps every id::
 
     4 + C + B                  instance_segmentation prompt
-    4 + C + B + 1              keypoints prompt (reserved: the keypoint task is not built yet)
+    4 + C + B + 1              keypoints prompt
     4 + C + B + 2              SEPARATOR  between the parts of one object's polygon
-    4 + C + B + 3              INVISIBLE  (reserved for keypoints)
+    4 + C + B + 3              INVISIBLE  a keypoint that is not labelled
 
 and the official layout uses ``vocab.py``'s: instance segmentation 11, keypoints 12, SEPARATOR 40, INVISIBLE 41.
 
@@ -41,7 +41,9 @@ An instance task's sequence is ``[task, ymin, xmin, ymax, xmax, class]`` (the pr
 detection tokens), then the response: for instance segmentation the polygon's ``(y, x)`` points in the same bins,
 the parts of one object joined by a ``SEPARATOR`` pair (one in the place of y, one of x, as the official flat
 list), truncated to ``max_points_per_object`` points (separator pairs count as points: the official rule), then EOS
-and PAD up to ``2 * max_points_per_object + 1`` tokens.
+and PAD up to ``2 * max_points_per_object + 1`` tokens.  For keypoints the response is the ``num_keypoints`` points'
+``(y, x)`` in the same bins, an unlabelled point as an ``INVISIBLE`` pair, ``2 * num_keypoints`` tokens and no EOS (the
+official task's fixed-length response).
 
 The other ids (unused task prompts, unused class ids, 1000 + B .. 2999) are never produced by the tokenizer.
 
@@ -63,7 +65,7 @@ OBJECT_ORDERS = ('random', 'area', 'dist2ori', 'none')
 TOKENS_PER_OBJECT = 5
 LAYOUTS = ('compact', 'official')
 # the tasks a tokenizer can be configured for; an instance task's prompt is the task token, a box and a class
-TASKS = ('detection', 'instance_segmentation')
+TASKS = ('detection', 'instance_segmentation', 'keypoints')
 PROMPT_LENGTH = 1 + TOKENS_PER_OBJECT
 
 # the official vocabulary (google-research/pix2seq vocab.py, configs/config_det_finetune.py)
@@ -101,6 +103,8 @@ class Pix2SeqTokenizer:
             ``detection`` first and always (the instance tasks prompt with detected boxes).  Default: detection only.
         max_points_per_object (int): Most polygon points (separator pairs included) of one object's response
             (official: 128); only with ``instance_segmentation``.
+        num_keypoints (int): Keypoints of every object (COCO persons, the official task: 17); only with
+            ``keypoints``.
 
     Attributes:
         PAD, EOS, BOS, FAKE (int): Special token ids (``EOS == PAD`` in the official layout).
@@ -115,7 +119,7 @@ class Pix2SeqTokenizer:
 
     def __init__(self, num_classes: int, num_bins: int, max_objects: int = 100, layout: str = 'compact',
                  class_ids: Optional[Union[Sequence[int], str]] = None, tasks: Sequence[str] = ('detection', ),
-                 max_points_per_object: int = 128) -> None:
+                 max_points_per_object: int = 128, num_keypoints: int = 17) -> None:
         if int(num_classes) < 1:
             raise ValueError(f'Pix2SeqTokenizer: num_classes must be >= 1, got {num_classes}')
         if int(num_bins) < 2:
@@ -132,8 +136,11 @@ class Pix2SeqTokenizer:
         if 'instance_segmentation' in tasks and int(max_points_per_object) < 3:
             raise ValueError(f'Pix2SeqTokenizer: max_points_per_object must be >= 3 (a polygon), got '
                              f'{max_points_per_object}')
+        if 'keypoints' in tasks and int(num_keypoints) < 1:
+            raise ValueError(f'Pix2SeqTokenizer: num_keypoints must be >= 1, got {num_keypoints}')
         self.tasks = tasks
         self.max_points_per_object = int(max_points_per_object)
+        self.num_keypoints = int(num_keypoints)
         v2 = len(tasks) > 1
         self.num_classes = int(num_classes)
         self.num_bins = int(num_bins)
@@ -147,8 +154,8 @@ class Pix2SeqTokenizer:
             self.class_ids = tuple(range(self.num_classes))
             self.coord_offset = self.CLASS_OFFSET + self.num_classes
             self.vocab_size = self.coord_offset + self.num_bins
-            v2_tokens = dict(instance_segmentation=self.vocab_size, separator=self.vocab_size + 2,
-                             invisible=self.vocab_size + 3)
+            v2_tokens = dict(instance_segmentation=self.vocab_size, keypoints=self.vocab_size + 1,
+                             separator=self.vocab_size + 2, invisible=self.vocab_size + 3)
             if v2:
                 self.vocab_size += 4
         else:
@@ -156,7 +163,8 @@ class Pix2SeqTokenizer:
             self.BOS, self.FAKE, self.CLASS_OFFSET = OFFICIAL_DETECTION_PROMPT, OFFICIAL_FAKE, OFFICIAL_CLASS_SHIFT
             self.coord_offset, self.vocab_size = OFFICIAL_COORD_SHIFT, OFFICIAL_VOCAB_SIZE
             v2_tokens = dict(instance_segmentation=OFFICIAL_INSTANCE_SEGMENTATION_PROMPT,
-                             separator=OFFICIAL_SEPARATOR, invisible=OFFICIAL_INVISIBLE)
+                             keypoints=OFFICIAL_KEYPOINTS_PROMPT, separator=OFFICIAL_SEPARATOR,
+                             invisible=OFFICIAL_INVISIBLE)
             max_bins = OFFICIAL_VOCAB_SIZE - OFFICIAL_COORD_SHIFT
             if self.num_bins > max_bins:
                 raise ValueError(f'Pix2SeqTokenizer: the official layout holds at most {max_bins} coordinate bins '
@@ -228,11 +236,24 @@ class Pix2SeqTokenizer:
         return PROMPT_LENGTH + self.response_len - 1
 
     @property
+    def keypoints_response_len(self) -> int:
+        """Length of a keypoint response: ``(y, x)`` of each of the ``num_keypoints`` points, no EOS."""
+        return 2 * self.num_keypoints
+
+    def task_seq_len(self, task: str) -> int:
+        """Length of ``task``'s input (and target) sequence: :attr:`seq_len` for detection, an instance task's
+        prompt and response less one."""
+        self._task_prompt(task)
+        if task == 'detection':
+            return self.seq_len
+        if task == 'keypoints':
+            return PROMPT_LENGTH + self.keypoints_response_len - 1
+        return self.instance_seq_len
+
+    @property
     def num_positions(self) -> int:
         """Sequence positions the decoder embeds: the longest sequence of the configured tasks."""
-        if 'instance_segmentation' in self.tasks:
-            return max(self.seq_len, self.instance_seq_len)
-        return self.seq_len
+        return max(self.task_seq_len(task) for task in self.tasks)
 
     @property
     def real_classes(self) -> Union[slice, Tensor]:
@@ -450,3 +471,24 @@ class Pix2SeqTokenizer:
         points = self.dequantize(pairs[is_point])
         parts = [points[part_index == index] for index in torch.unique_consecutive(part_index).tolist()]
         return [part for part in parts if len(part) >= 3]
+
+    def encode_keypoints(self, points_yx: Tensor, labelled: Tensor) -> Tensor:
+        """One object's keypoints -> its response, (keypoints_response_len,) int64.
+
+        Args:
+            points_yx (Tensor): (K, 2) normalised ``(y, x)`` in [0, 1] (clipped), K = ``num_keypoints``.
+            labelled (Tensor): (K,) bool, False for a point that is not labelled (an ``INVISIBLE`` pair).
+        """
+        self._task_prompt('keypoints')
+        if tuple(points_yx.shape) != (self.num_keypoints, 2) or tuple(labelled.shape) != (self.num_keypoints, ):
+            raise ValueError(f'encode_keypoints: expected ({self.num_keypoints}, 2) points and ({self.num_keypoints},) '
+                             f'flags, got {tuple(points_yx.shape)} and {tuple(labelled.shape)}')
+        tokens = self.quantize(points_yx.detach().cpu().float())
+        return torch.where(labelled.cpu()[:, None], tokens, self.INVISIBLE).flatten()
+
+    def decode_keypoints(self, responses: Tensor) -> Tuple[Tensor, Tensor]:
+        """Responses (..., 2 K) -> ``points_yx`` (..., K, 2) normalised float32 and ``labelled`` (..., K) bool:
+        a point is labelled when both its tokens are coordinates (its ``points_yx`` are then meaningful)."""
+        self._task_prompt('keypoints')
+        pairs = responses[..., :self.keypoints_response_len].unflatten(-1, (self.num_keypoints, 2))
+        return self.dequantize(pairs), self.is_coord(pairs).all(-1)

@@ -3,8 +3,8 @@
 
 Each (config, seed) trains with ``tools/train.py CONFIG --work-dir ROOT/CONFIG/seedS --cfg-options
 randomness.seed=S``; the run's last validation (mmengine validates after the last epoch; ``CocoMetric`` on the val
-set) gives ``coco/bbox_mAP`` and ``coco/bbox_mAP_50`` (and ``coco/segm_mAP``, ``coco/segm_mAP_50`` with masks).  A
-finished run writes ``result.json`` into its work dir and is not trained again, so an interrupted table resumes where
+set) gives ``coco/bbox_mAP`` and ``coco/bbox_mAP_50`` (and the instance tasks' ``coco/segm_*`` and
+``coco/keypoints_*``).  A finished run writes ``result.json`` into its work dir and is not trained again, so an interrupted table resumes where
 it stopped.  ``--jobs 2`` trains two runs at a time
 (set ``OMP_NUM_THREADS=1`` then: on 2 cores two one-thread runs train more steps per hour than one two-thread run;
 the configs' epochs, not the wall clock, fix each run's length, so the result does not depend on ``--jobs``).
@@ -31,8 +31,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50')
-# recorded too when the run's evaluator gives them (instance segmentation)
-MASK_METRICS = ('coco/segm_mAP', 'coco/segm_mAP_50')
+# recorded too when the run's evaluator gives them (the instance tasks)
+TASK_METRICS = ('coco/segm_mAP', 'coco/segm_mAP_50', 'coco/keypoints_mAP', 'coco/keypoints_mAP_50',
+                'coco/keypoints_mAP_75')
 
 
 def run_name(config: Path, tag: str) -> str:
@@ -80,7 +81,7 @@ def train_one(config: Path, seed: int, work_root: Path, cfg_options, tag: str, p
     result = dict(config=str(shown), tag=tag, cfg_options=list(cfg_options), seed=seed,
                   train_seconds=round(seconds, 1), iterations=validation['iterations'],
                   threads=os.environ.get('OMP_NUM_THREADS', ''), date=time.strftime('%Y-%m-%d'),
-                  **{key: validation[key] for key in METRICS + MASK_METRICS if key in validation})
+                  **{key: validation[key] for key in METRICS + TASK_METRICS if key in validation})
     result_file.write_text(json.dumps(result, indent=1))
     return result
 

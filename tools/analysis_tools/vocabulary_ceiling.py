@@ -43,7 +43,7 @@ def ground_truth_as_detections(model, data_sample) -> None:
     class_probs[torch.arange(len(labels)), labels] = 1.0
     data_sample.pred_instances = head.tokens_to_instances(tokens[:5 * tokenizer.max_objects], class_probs,
                                                           data_sample.metainfo)
-    if head.instance_sequences is not None:
+    if 'instance_segmentation' in head.instance_sequences:
         add_ground_truth_masks(model, framed, data_sample)
 
 
@@ -54,8 +54,9 @@ def add_ground_truth_masks(model, framed, data_sample) -> None:
     # the original image's polygons into the resized one, as the training pipeline's Resize moves them
     polygons = framed.gt_instances.masks.resize(data_sample.img_shape[:2])
     responses = []
+    sequences = head.instance_sequences['instance_segmentation']
     for polygon in polygons.masks:
-        parts = head.instance_sequences.polygon_parts(polygon, data_sample.pad_shape[:2], data_sample.img_path)
+        parts = sequences.polygon_parts(polygon, data_sample.pad_shape[:2], data_sample.img_path)
         responses.append(tokenizer.encode_polygon(parts))
     pred = data_sample.pred_instances
     cfg = MaskDecodingConfig(num_samples=1)
