@@ -5,8 +5,8 @@ with coordinate tokens only: the ``INVISIBLE`` token is suppressed (the official
 unless ``suppress_invisible`` is off.  A point is the mean of the samples that place it, mapped to the pixels the
 boxes are reported in and clipped to the image; a point that no sample places is the box's centre (the official
 rule).  Its score is its two tokens' mean probability over the samples; the official instance score
-(``points_score_weight``) is made from these by :class:`~pix2seq_mmdet.evaluation.CocoKeypointMetric`.  Detections of one box share its keypoints; boxes beyond
-``max_instances`` get zero points and scores.
+(``points_score_weight``) is made from these by :class:`~pix2seq_mmdet.evaluation.CocoKeypointMetric`.  Detections
+of one box share its keypoints; boxes beyond ``max_instances`` get zero points and scores.
 """
 from dataclasses import dataclass
 from typing import ClassVar, Tuple
