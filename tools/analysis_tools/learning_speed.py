@@ -6,8 +6,8 @@ randomness.seed=S``; the run's last validation (mmengine validates after the las
 set) gives ``coco/bbox_mAP`` and ``coco/bbox_mAP_50`` (and the instance tasks' ``coco/segm_*`` and
 ``coco/keypoints_*``).  A finished run writes ``result.json`` into its work dir and is not trained again, so an
 interrupted table resumes where it stopped.  ``--jobs 2`` trains two runs at a time (set ``OMP_NUM_THREADS=1``
-then: on 2 cores two one-thread runs train more steps per hour than one two-thread run; the configs' epochs, not the wall clock,
-fix each run's length, so the result does not depend on ``--jobs``).
+then: on 2 cores two one-thread runs train more steps per hour than one two-thread run; the configs' epochs, not
+the wall clock, fix each run's length, so the result does not depend on ``--jobs``).
 
 Usage::
 
