@@ -247,14 +247,22 @@ def keypoint_metric(tmp_path, **kwargs):
 
 
 def keypoint_prediction(shift: float):
+    """Both objects' points shifted by ``shift`` px; each box also detected as the other class at a lower score
+    (``classes_per_box`` 2), with the same points as its box."""
     points = torch.tensor([[[5.0, 5], [35, 35]], [[40, 20], [70, 50]]]) + shift
-    return dict(img_id=1, pred_instances=dict(labels=torch.tensor([0, 1]), scores=torch.tensor([0.9, 0.8]),
-                                              keypoints=points, keypoint_scores=torch.full((2, 2), 0.7)))
+    bboxes = torch.tensor([[5.0, 5, 35, 35], [40, 20, 70, 50]])
+    return dict(img_id=1, pred_instances=dict(
+        bboxes=bboxes.repeat(2, 1), labels=torch.tensor([0, 1, 1, 0]), scores=torch.tensor([0.9, 0.8, 0.1, 0.2]),
+        keypoints=points.repeat(2, 1, 1), keypoint_scores=torch.full((4, 2), 0.7)))
 
 
 def test_keypoint_metric_scores_oks(tmp_path):
     metric = keypoint_metric(tmp_path, sigmas=[0.05, 0.05])
     metric.process({}, [keypoint_prediction(0.0)])
+    # one prediction per box, with its best class: the other class's detections do not count
+    entries = metric.predictions(metric.results)
+    assert [(entry['category_id'], entry['score']) for entry in entries] == [(1, pytest.approx(0.7)),
+                                                                              (2, pytest.approx(0.7))]
     assert metric.evaluate(1)['coco/keypoints_mAP'] == 1.0
     metric.process({}, [keypoint_prediction(6.0)])  # OKS exp(-72 / (2 * 900 * 0.01)) = 0.018 per point
     assert metric.evaluate(1)['coco/keypoints_mAP'] == 0.0

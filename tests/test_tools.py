@@ -216,3 +216,20 @@ def test_vocabulary_ceiling_reads_the_polygons_back_into_the_annotated_masks(syn
     truncated = ceiling.vocabulary_ceiling(cfg)
     assert full['coco/segm_mAP_50'] == 1.0 and full['coco/segm_mAP'] > 0.9, full
     assert truncated['coco/segm_mAP'] < full['coco/segm_mAP'] - 0.2, truncated
+
+
+def test_vocabulary_ceiling_reads_the_keypoints_back(synthetic_root):
+    """With the keypoint task the ground-truth points, through the task's tokens and back to the original image, score
+    keypoint AP 1 with the recipe's bins and OKS constants; 8 bins move them out of the OKS tolerance."""
+    from mmengine.config import Config
+    ceiling = load_tool('vocabulary_ceiling')
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'pix2seq-v2-keypoints_r18-tiny_1xb16_28e_synthetic-112.py'))
+    ann_file = f'{synthetic_root}/annotations/instances_val.json'
+    cfg.test_dataloader.dataset.data_root = f'{synthetic_root}/'
+    for metric in cfg.test_evaluator:
+        metric.ann_file = ann_file
+    fine = ceiling.vocabulary_ceiling(copy.deepcopy(cfg))
+    cfg.merge_from_dict({'model.head.tokenizer.num_bins': 8})
+    coarse = ceiling.vocabulary_ceiling(cfg)
+    assert fine['coco/keypoints_mAP'] == 1.0, fine
+    assert coarse['coco/keypoints_mAP'] < 0.5, coarse

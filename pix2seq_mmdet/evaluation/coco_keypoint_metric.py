@@ -20,8 +20,10 @@ class CocoKeypointMetric(BaseMetric):
     against the ``keypoints`` of a COCO annotation file, logged as ``coco/keypoints_mAP``, ``..._mAP_50``, ``_75``,
     ``_m`` and ``_l`` (COCO's keypoint summary).
 
-    Each prediction is scored as the official task scores it: ``score_weight`` times the mean of its keypoint scores
-    plus ``1 - score_weight`` times its box score (official ``points_score_weight`` 1.0: the points' alone).
+    One prediction per distinct box, as the keypoint task answers one prompt per box: detections that share a box
+    (``classes_per_box`` > 1) count once, with the class and score of the best of them.  Each prediction is scored as
+    the official task scores it: ``score_weight`` times the mean of its keypoint scores plus ``1 - score_weight``
+    times its box score (official ``points_score_weight`` 1.0: the points' alone).
 
     Args:
         ann_file (str): The COCO file with ``keypoints`` (and ``num_keypoints``) in its annotations.
@@ -62,7 +64,8 @@ class CocoKeypointMetric(BaseMetric):
             if 'keypoints' not in pred:
                 raise ValueError('CocoKeypointMetric: the predictions have no keypoints; the model needs '
                                  '\'keypoints\' in model.head.tokenizer.tasks')
-            self.results.append(dict(img_id=data_sample['img_id'], labels=pred['labels'].cpu().numpy(),
+            self.results.append(dict(img_id=data_sample['img_id'], bboxes=pred['bboxes'].cpu().numpy(),
+                                     labels=pred['labels'].cpu().numpy(),
                                      scores=pred['scores'].cpu().numpy(), keypoints=pred['keypoints'].cpu().numpy(),
                                      keypoint_scores=pred['keypoint_scores'].cpu().numpy()))
 
@@ -71,9 +74,11 @@ class CocoKeypointMetric(BaseMetric):
         cat_ids = self.coco.get_cat_ids(cat_names=self.dataset_meta['classes'])
         entries = []
         for result in results:
-            scores = (self.score_weight * result['keypoint_scores'].mean(-1)
-                      + (1 - self.score_weight) * result['scores']) if len(result['scores']) else result['scores']
-            for label, score, points in zip(result['labels'], scores, result['keypoints']):
+            order = np.argsort(-result['scores'], kind='stable')
+            best = order[np.unique(result['bboxes'][order], axis=0, return_index=True)[1]]  # each box's best detection
+            scores = (self.score_weight * result['keypoint_scores'][best].mean(-1)
+                      + (1 - self.score_weight) * result['scores'][best])
+            for label, score, points in zip(result['labels'][best], scores, result['keypoints'][best]):
                 triples = np.concatenate([points, np.ones((len(points), 1))], axis=1)
                 entries.append(dict(image_id=int(result['img_id']), category_id=cat_ids[int(label)],
                                     keypoints=triples.reshape(-1).round(2).tolist(), score=float(score)))

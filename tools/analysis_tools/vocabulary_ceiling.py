@@ -7,7 +7,9 @@ Every ground-truth box of the test set is written as the model's tokens (normali
 detections against the annotations.  What the result misses of 1.0 is lost to the frame, the bins or the object limit,
 whatever the model learns.  With the instance segmentation task (``tasks`` of the tokenizer), every ground-truth
 polygon is also written as the task's response (the training rule: clipping, ``simplify_tolerance``,
-``canonical_order``, ``max_points_per_object``) and read back into a mask as a prediction is, so ``segm`` is scored too.
+``canonical_order``, ``max_points_per_object``) and read back into a mask as a prediction is, so ``segm`` is scored too;
+with the keypoint task, every ground-truth instance's keypoints are written as its response and read back, so the
+config's ``CocoKeypointMetric`` scores them.
 
 Usage::
 
@@ -25,6 +27,7 @@ from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from pix2seq_mmdet.models.keypoint_prediction import responses_to_keypoints
 from pix2seq_mmdet.models.mask_prediction import MaskDecodingConfig, responses_to_masks
 
 
@@ -45,6 +48,33 @@ def ground_truth_as_detections(model, data_sample) -> None:
                                                           data_sample.metainfo)
     if 'instance_segmentation' in head.instance_sequences:
         add_ground_truth_masks(model, framed, data_sample)
+    if 'keypoints' in head.instance_sequences:
+        add_ground_truth_keypoints(model, data_sample)
+
+
+def ground_truth_source(data_sample) -> torch.Tensor:
+    """For every detection of ``data_sample.pred_instances``, the ground-truth instance its box came from."""
+    pred_boxes = data_sample.pred_instances.bboxes
+    if not len(pred_boxes):
+        return torch.zeros(0, dtype=torch.long)
+    return bbox_overlaps(pred_boxes, get_box_tensor(data_sample.gt_instances.bboxes).float()).argmax(1)
+
+
+def add_ground_truth_keypoints(model, data_sample) -> None:
+    """Give every detection the keypoints of the ground-truth instance its box came from, after a round trip of
+    the instance's points through the task's response tokens (each token scored 1)."""
+    tokenizer = model.head.tokenizer
+    gt = data_sample.gt_instances
+    frame_h, frame_w = data_sample.pad_shape[:2]
+    points = gt.keypoints.float()  # (N, K, 3) in the resized image, as LoadKeypoints moved them
+    responses = torch.stack([tokenizer.encode_keypoints((row[:, [1, 0]] / row.new_tensor([frame_h, frame_w])).clamp(
+        0, 1), row[:, 2] > 0) for row in points]) if len(points) else torch.zeros(0, tokenizer.keypoints_response_len)
+    boxes = get_box_tensor(gt.bboxes).float() * torch.tensor(data_sample.scale_factor).repeat(2)
+    keypoints, scores = responses_to_keypoints(responses.long(), torch.ones(responses.shape),
+                                               tokenizer.normalize_boxes(boxes, (frame_h, frame_w)), tokenizer,
+                                               data_sample.metainfo, True, 1)
+    source = ground_truth_source(data_sample)
+    data_sample.pred_instances.keypoints, data_sample.pred_instances.keypoint_scores = keypoints[source], scores[source]
 
 
 def add_ground_truth_masks(model, framed, data_sample) -> None:
@@ -62,9 +92,7 @@ def add_ground_truth_masks(model, framed, data_sample) -> None:
     cfg = MaskDecodingConfig(num_samples=1)
     masks = responses_to_masks(torch.stack(responses), tokenizer, data_sample.metainfo, True, cfg) if responses \
         else np.zeros((0, *data_sample.ori_shape[:2]), dtype=bool)
-    source = bbox_overlaps(pred.bboxes, get_box_tensor(data_sample.gt_instances.bboxes).float()).argmax(1) \
-        if len(pred.bboxes) else torch.zeros(0, dtype=torch.long)
-    pred.masks = torch.from_numpy(masks)[source]
+    pred.masks = torch.from_numpy(masks)[ground_truth_source(data_sample)]
 
 
 def vocabulary_ceiling(cfg: Config) -> dict:
@@ -72,11 +100,15 @@ def vocabulary_ceiling(cfg: Config) -> dict:
     with tempfile.TemporaryDirectory() as work_dir:
         # a visualiser of its own: mmengine keeps instances by name, and an earlier one may write to a deleted dir
         cfg.merge_from_dict({'work_dir': work_dir, 'visualizer.name': f'vocabulary_ceiling_{Path(work_dir).name}'})
-        if 'instance_segmentation' in cfg.model.head.tokenizer.get('tasks', ()):
+        tasks = cfg.model.head.tokenizer.get('tasks', ())
+        pipeline = cfg.test_dataloader.dataset.pipeline
+        if 'instance_segmentation' in tasks:
             # the polygons too, as training loads them
-            for transform in cfg.test_dataloader.dataset.pipeline:
+            for transform in pipeline:
                 if transform['type'] == 'LoadAnnotations':
                     transform.update(with_mask=True, poly2mask=False)
+        if 'keypoints' in tasks:  # the keypoints too, in the resized image
+            pipeline[-1:] = [dict(type='LoadKeypoints'), dict(type='PackKeypointDetInputs')]
         runner = Runner.from_cfg(cfg)
         model, dataloader, evaluator = runner.model, runner.test_dataloader, runner.test_evaluator
         model.eval()
