@@ -261,8 +261,8 @@ def test_keypoint_metric_scores_oks(tmp_path):
     metric.process({}, [keypoint_prediction(0.0)])
     # one prediction per box, with its best class: the other class's detections do not count
     entries = metric.predictions(metric.results)
-    assert [(entry['category_id'], entry['score']) for entry in entries] == [(1, pytest.approx(0.7)),
-                                                                              (2, pytest.approx(0.7))]
+    best = [(entry['category_id'], entry['score']) for entry in entries]
+    assert best == [(1, pytest.approx(0.7)), (2, pytest.approx(0.7))]
     assert metric.evaluate(1)['coco/keypoints_mAP'] == 1.0
     metric.process({}, [keypoint_prediction(6.0)])  # OKS exp(-72 / (2 * 900 * 0.01)) = 0.018 per point
     assert metric.evaluate(1)['coco/keypoints_mAP'] == 0.0
