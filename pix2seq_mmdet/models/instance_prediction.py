@@ -7,7 +7,7 @@ cache (:meth:`Pix2SeqHead.predict_instance_tasks`); each task turns its response
 (:mod:`.mask_prediction`, :mod:`.keypoint_prediction`).
 """
 from dataclasses import dataclass
-from typing import ClassVar, Optional, Tuple
+from typing import ClassVar, Dict, Optional, Tuple
 
 import torch
 from mmdet.structures.bbox import bbox_flip
@@ -53,6 +53,20 @@ class InstanceDecodingConfig:
         if self.strategy == 'beam':
             raise ValueError(f'{where}.strategy: beam search does not apply to instance responses')
         self.decoding = DecodingConfig(strategy=self.strategy, top_p=self.top_p, temperature=self.temperature)
+
+    def response_len(self, tokenizer: Pix2SeqTokenizer) -> int:
+        """Most tokens of the task's response."""
+        raise NotImplementedError
+
+    def constraint(self, tokenizer: Pix2SeqTokenizer, device: torch.device) -> Optional[Tensor]:
+        """(V,) additive logit mask of the response's tokens (0 allowed, -inf not), or None."""
+        raise NotImplementedError
+
+    def outputs(self, responses: Tensor, token_probs: Tensor, boxes_yxyx: Tensor, tokenizer: Pix2SeqTokenizer,
+                img_meta: dict, rescale: bool) -> Dict[str, Tensor]:
+        """K boxes' responses and token probabilities (K * S, L) of one image, S = ``num_samples`` per box, and
+        the boxes (K, 4) normalised ``yxyx`` of the frame -> the task's ``pred_instances`` fields, each (K, ...)."""
+        raise NotImplementedError
 
 
 def boxes_in_frame(bboxes: Tensor, img_meta: dict, rescaled: bool, tokenizer: Pix2SeqTokenizer) -> Tensor:

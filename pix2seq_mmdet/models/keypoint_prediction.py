@@ -9,7 +9,7 @@ rule).  Its score is its two tokens' mean probability over the samples; the offi
 of one box share its keypoints; boxes beyond ``max_instances`` get zero points and scores.
 """
 from dataclasses import dataclass
-from typing import ClassVar, Tuple
+from typing import ClassVar, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -31,6 +31,19 @@ class KeypointDecodingConfig(InstanceDecodingConfig):
     num_samples: int = 1
     top_p: float = 0.1
     suppress_invisible: bool = True
+
+    def response_len(self, tokenizer: Pix2SeqTokenizer) -> int:
+        return tokenizer.keypoints_response_len
+
+    def constraint(self, tokenizer: Pix2SeqTokenizer, device: torch.device) -> Optional[Tensor]:
+        return keypoint_constraint(tokenizer, device, self.suppress_invisible)
+
+    def outputs(self, responses: Tensor, token_probs: Tensor, boxes_yxyx: Tensor, tokenizer: Pix2SeqTokenizer,
+                img_meta: dict, rescale: bool) -> Dict[str, Tensor]:
+        """``keypoints`` (K, P, 2) and ``keypoint_scores`` (K, P) (:func:`responses_to_keypoints`)."""
+        keypoints, scores = responses_to_keypoints(responses, token_probs, boxes_yxyx, tokenizer, img_meta, rescale,
+                                                   self.num_samples)
+        return dict(keypoints=keypoints, keypoint_scores=scores)
 
 
 def keypoint_constraint(tokenizer: Pix2SeqTokenizer, device: torch.device, suppress_invisible: bool) -> Tensor:

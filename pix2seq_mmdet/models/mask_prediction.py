@@ -7,7 +7,7 @@ samples at top-p 0.8); each sampled polygon is rasterised with pycocotools at th
 mask; boxes beyond ``max_instances`` get empty masks.
 """
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Dict, Optional
 
 import numpy as np
 import torch
@@ -39,6 +39,17 @@ class MaskDecodingConfig(InstanceDecodingConfig):
         super().__post_init__()
         if not 0 < self.threshold <= 1:
             raise ValueError(f'test_cfg.instance_segmentation.threshold must be in (0, 1], got {self.threshold}')
+
+    def response_len(self, tokenizer: Pix2SeqTokenizer) -> int:
+        return tokenizer.response_len
+
+    def constraint(self, tokenizer: Pix2SeqTokenizer, device: torch.device) -> Optional[Tensor]:
+        return polygon_constraint(tokenizer, device) if self.constrained else None
+
+    def outputs(self, responses: Tensor, token_probs: Tensor, boxes_yxyx: Tensor, tokenizer: Pix2SeqTokenizer,
+                img_meta: dict, rescale: bool) -> Dict[str, Tensor]:
+        """``masks`` (K, H, W) bool (:func:`responses_to_masks`)."""
+        return dict(masks=torch.from_numpy(responses_to_masks(responses, tokenizer, img_meta, rescale, self)))
 
 
 def responses_to_masks(responses: Tensor, tokenizer: Pix2SeqTokenizer, img_meta: dict, rescale: bool,

@@ -2,7 +2,6 @@
 from functools import partial
 from typing import Dict, List, Optional, Tuple, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
@@ -16,8 +15,8 @@ from torch import Tensor, nn
 from .decoding import DecodingCache, DecodingConfig, StaticStep, decode_responses, decode_sequences
 from .instance_prediction import InstanceDecodingConfig, boxes_in_frame, distinct_boxes
 from .instance_sequences import InstanceSegmentationSequences, InstanceSequences, KeypointSequences
-from .keypoint_prediction import KeypointDecodingConfig, keypoint_constraint, responses_to_keypoints
-from .mask_prediction import MaskDecodingConfig, polygon_constraint, responses_to_masks
+from .keypoint_prediction import KeypointDecodingConfig
+from .mask_prediction import MaskDecodingConfig
 from .sequence_augmentation import SequenceAugmentation
 from .tokenizer import Pix2SeqTokenizer
 from .transformer import TransformerLayer
@@ -357,19 +356,10 @@ class Pix2SeqHead(BaseModule):
         for task, cfg in self.instance_decoding_cfgs.items():
             answers = self.answer_prompts(task, memory, memory_mask, results, batch_data_samples, rescale, generator)
             for result, sample, (responses, token_probs, boxes, slot) in zip(results, batch_data_samples, answers):
-                slot = slot.cpu()
-                if task == 'instance_segmentation':
-                    masks = responses_to_masks(responses, self.tokenizer, sample.metainfo, rescale, cfg)
-                    not_answered = np.zeros((1, ) + masks.shape[1:], dtype=bool)  # row -1
-                    result.masks = torch.from_numpy(np.concatenate([masks, not_answered]))[slot].to(
-                        result.bboxes.device)
-                else:
-                    keypoints, scores = responses_to_keypoints(responses, token_probs, boxes, self.tokenizer,
-                                                               sample.metainfo, rescale, cfg.num_samples)
-                    result.keypoints = torch.cat([keypoints, keypoints.new_zeros(1, *keypoints.shape[1:])])[slot].to(
-                        result.bboxes.device)
-                    result.keypoint_scores = torch.cat([scores, scores.new_zeros(1, scores.shape[1])])[slot].to(
-                        result.bboxes.device)
+                outputs = cfg.outputs(responses, token_probs, boxes, self.tokenizer, sample.metainfo, rescale)
+                for name, values in outputs.items():
+                    not_answered = values.new_zeros((1, ) + values.shape[1:])  # row -1
+                    result[name] = torch.cat([values, not_answered])[slot.cpu()].to(result.bboxes.device)
         return results
 
     def answer_prompts(self, task: str, memory: Tensor, memory_mask: Optional[Tensor], results: List[InstanceData],
@@ -396,12 +386,7 @@ class Pix2SeqHead(BaseModule):
         prompts = torch.cat(prompts).repeat_interleave(cfg.num_samples, dim=0)
         image_index = torch.tensor(image_index, dtype=torch.long, device=memory.device)
         image_index = image_index.repeat_interleave(cfg.num_samples)
-        if task == 'instance_segmentation':
-            response_len = tokenizer.response_len
-            constraint = polygon_constraint(tokenizer, memory.device) if cfg.constrained else None
-        else:
-            response_len = tokenizer.keypoints_response_len
-            constraint = keypoint_constraint(tokenizer, memory.device, cfg.suppress_invisible)
+        response_len, constraint = cfg.response_len(tokenizer), cfg.constraint(tokenizer, memory.device)
         responses = [(prompts.new_zeros(0, response_len).cpu(), memory.new_zeros(0, response_len).cpu())]
         batch_rows = cfg.max_rows or max(len(prompts), 1)
         for start in range(0, len(prompts), batch_rows):
