@@ -1,14 +1,16 @@
 """ONNX export and the ONNX Runtime backend (pix2seq_mmdet.deploy) on the tiny synthetic model, randomly initialised:
 the runtime's preprocessing, greedy tokens, logits and detections against PyTorch's, the cache kept in place through
 IO binding, the int8 decoder, COCO evaluation through mmdet's metric, the command-line tools, a torch-free import of
-the runtime, and clear errors on bad input; and a tiny Pix2Seq v2 model's masks (greedy responses, masks and segm
-equal to PyTorch's, seeded sampling, a fixed batch) with the detection-only export unchanged."""
+the runtime, and clear errors on bad input; a tiny Pix2Seq v2 model's masks (greedy responses, masks and segm
+equal to PyTorch's, seeded sampling, a fixed batch) with the detection-only export unchanged; and a tiny keypoints
+model's keypoints and their scores (equal to PyTorch's, with and without INVISIBLE answers, keypoint AP)."""
 import copy
 import json
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 
 import cv2
 import numpy as np
@@ -500,6 +502,7 @@ def test_seg_export_records_the_task(seg_model, seg_export):
         task_prompts=tokenizer.task_prompts, separator=tokenizer.SEPARATOR, max_points_per_object=16,
         response_len=tokenizer.response_len, instance_seq_len=tokenizer.instance_seq_len)
     assert meta['mask_decoding']['num_samples'] == 1 and meta['mask_decoding']['strategy'] == 'greedy'
+    assert meta['vocabulary']['keypoints'] is None and meta['keypoint_decoding'] is None
     assert meta['check']['fp32_logits_max_abs_diff'] < 1e-4
 
 
@@ -508,18 +511,21 @@ def test_detection_only_export_is_unchanged(export_dir, cli_export, images):
     for out_dir in (export_dir[0], cli_export[0]):
         meta = json.loads((out_dir / 'pix2seq.json').read_text())
         assert {key for key, value in meta.items() if value is not None} == DETECTION_META_KEYS
-        assert meta['mask_decoding'] is None
+        assert meta['mask_decoding'] is None and meta['keypoint_decoding'] is None
         vocabulary = meta['vocabulary']
         assert {key for key, value in vocabulary.items() if value is not None} == DETECTION_VOCABULARY_KEYS
         assert meta['geometry']['cache_len'] == vocabulary['seq_len'] == 5 * MAX_OBJECTS + 1
         detector = ort_runtime.Pix2SeqRuntime(out_dir)
         cache = {node.name: node.shape for node in detector.decoder.session.get_inputs()}['cache_key_0']
         assert cache[2] == vocabulary['seq_len']
-        assert detector(images[0])[0].masks is None
+        found = detector(images[0])[0]
+        assert found.masks is None and found.keypoints is None and found.keypoint_scores is None
         with pytest.raises(ValueError, match='without the instance_segmentation task'):
             detector(images[0], masks=True)
         with pytest.raises(ValueError, match='without the instance_segmentation task'):
             detector(images[0], mask_options=dict(num_samples=2))
+        with pytest.raises(ValueError, match='without the keypoints task'):
+            detector(images[0], keypoints=True)
 
 
 @pytest.mark.parametrize('constrained', [False, True])
@@ -535,16 +541,18 @@ def test_greedy_responses_equal_pytorch_for_the_same_prompts(seg_model, seg_expo
     corners = torch.rand(12, 2, 2, generator=generator).sort(dim=1).values
     prompts = tokenizer.instance_prompts(corners.flatten(1), torch.randint(0, 4, (12, ), generator=generator))
     image_index = torch.randint(0, len(images), (12, ), generator=generator)
-    options = detector.mask_options(strategy='greedy', constrained=constrained)
-    got = detector.decode_responses(encoded, prompts.numpy(), image_index.numpy(), options, np.random.default_rng())
+    options = detector.instance_options('instance_segmentation', strategy='greedy', constrained=constrained)
+    got, got_probs = detector.decode_responses(encoded, prompts.numpy(), image_index.numpy(), options,
+                                               np.random.default_rng())
     with torch.no_grad():
         cache = head.init_cache(torch.from_numpy(encoded.memory.copy()), None, image_index, tokenizer.instance_seq_len)
-        want, _ = decode_responses(lambda tokens, position: head.forward_step(tokens, position, cache)[:, -1],
-                                   prompts, tokenizer.response_len, tokenizer.EOS, tokenizer.PAD,
-                                   DecodingConfig(strategy='greedy'),
-                                   polygon_constraint(tokenizer, 'cpu') if constrained else None)
+        want, want_probs = decode_responses(lambda tokens, position: head.forward_step(tokens, position, cache)[:, -1],
+                                            prompts, tokenizer.response_len, tokenizer.EOS, tokenizer.PAD,
+                                            DecodingConfig(strategy='greedy'),
+                                            polygon_constraint(tokenizer, 'cpu') if constrained else None)
     assert got.shape == (12, tokenizer.response_len)
     assert (got == want.numpy()).all()
+    np.testing.assert_allclose(got_probs, want_probs.numpy(), atol=1e-5)
     assert detector.vocab.is_coord(got).sum() > 12  # responses with points, not only EOS
 
 
@@ -592,10 +600,11 @@ def test_nucleus_masks_are_seeded(seg_export, images):
         assert np.array_equal(one.masks, two.masks)
     encoded = detector.encode(detector.preprocess(images[:1])[0])
     prompts = np.repeat(detector.vocab.quantize(np.array([[0.1, 0.2, 0.7, 0.9]], np.float32)), 6, axis=0)
-    prompts = np.concatenate([np.full((6, 1), detector.vocab.segmentation_prompt), prompts,
+    prompts = np.concatenate([np.full((6, 1), detector.vocab.task_prompts['instance_segmentation']), prompts,
                               np.full((6, 1), detector.vocab.class_ids[0])], axis=1)
-    sampled = [detector.decode_responses(encoded, prompts, np.zeros(6, np.int64), detector.mask_options(**options),
-                                         np.random.default_rng(seed)) for seed in (0, 0, 1)]
+    options = detector.instance_options('instance_segmentation', **options)
+    sampled = [detector.decode_responses(encoded, prompts, np.zeros(6, np.int64), options,
+                                         np.random.default_rng(seed))[0] for seed in (0, 0, 1)]
     assert np.array_equal(sampled[0], sampled[1]) and not np.array_equal(sampled[0], sampled[2])
     with pytest.raises(TypeError, match='unknown mask options'):
         detector(images[0], mask_options=dict(beam_width=2))
@@ -605,7 +614,7 @@ def test_nucleus_masks_are_seeded(seg_export, images):
 
 @pytest.mark.parametrize('seed', range(3))
 def test_polygon_decoding_and_distinct_boxes_match_the_package(seg_model, seg_export, seed):
-    from pix2seq_mmdet.deploy.masks import distinct_boxes
+    from pix2seq_mmdet.deploy.instances import distinct_boxes
     from pix2seq_mmdet.models.instance_prediction import distinct_boxes as torch_distinct_boxes
     vocab = ort_runtime.Pix2SeqRuntime(seg_export).vocab
     tokenizer = seg_model.head.tokenizer
@@ -664,3 +673,194 @@ def test_demo_draws_masks_without_torch(seg_export, images, tmp_path):
                     str(seg_export), '--out', str(plain), '--score-thr', '0', '--no-masks'], check=True,
                    capture_output=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
     assert (cv2.imread(str(out)) != cv2.imread(str(plain))).any()  # the masks are drawn
+
+
+# --------------------------------------------------------------------------------------------------------- keypoints
+NUM_KEYPOINTS = 4  # the synthetic shapes' extreme points
+# added to INVISIBLE's output bias in the 'invisible' case: some greedy points INVISIBLE (the box centre), some placed
+INVISIBLE_BIAS = 5.0
+
+
+@pytest.fixture(scope='module', params=['suppressed', 'invisible'])
+def kpt_case(request, synthetic_cfg, tmp_path_factory):
+    """A tiny keypoints model (detection and 4 keypoints), randomly initialised and widened, decoding greedily with
+    constrained detection and one greedy response per box, and its dynamic-batch export: INVISIBLE suppressed (the
+    default), or allowed and favoured by its output bias so that some points are placed by no sample."""
+    cfg = copy.deepcopy(synthetic_cfg.model)
+    cfg.aux_head = None
+    cfg.head.tokenizer.update(tasks=('detection', 'keypoints'), num_keypoints=NUM_KEYPOINTS, max_objects=MAX_OBJECTS)
+    invisible = request.param == 'invisible'
+    cfg.test_cfg.update(constrained=True, keypoints=dict(strategy='greedy', num_samples=1,
+                                                         suppress_invisible=not invisible))
+    torch.manual_seed(0)
+    from mmdet.registry import MODELS
+    model = MODELS.build(cfg)
+    model.init_weights()
+    model = widen_decoder(model.eval())
+    if invisible:
+        with torch.no_grad():
+            model.head.output_bias[model.head.tokenizer.INVISIBLE] += INVISIBLE_BIAS
+    out_dir = tmp_path_factory.mktemp(f'onnx_kpt_{request.param}')
+    export_onnx(model, out_dir, dynamic_batch=True, class_names=synthetic_cfg.classes,
+                test_pipeline=synthetic_cfg.test_dataloader.dataset.pipeline)
+    return model, out_dir
+
+
+def test_kpt_export_records_the_task(kpt_case, images):
+    model, out_dir = kpt_case
+    meta = json.loads((out_dir / 'pix2seq.json').read_text())
+    head, tokenizer = model.head, model.head.tokenizer
+    assert meta['geometry']['cache_len'] == tokenizer.num_positions
+    assert meta['vocabulary']['keypoints'] == dict(task_prompts=tokenizer.task_prompts, invisible=tokenizer.INVISIBLE,
+                                                   num_keypoints=NUM_KEYPOINTS, response_len=2 * NUM_KEYPOINTS)
+    assert meta['keypoint_decoding'] == asdict(head.instance_decoding_cfgs['keypoints'])
+    assert meta['vocabulary']['instance_segmentation'] is None and meta['mask_decoding'] is None
+    assert meta['check']['fp32_logits_max_abs_diff'] < 1e-4
+    detector = ort_runtime.Pix2SeqRuntime(out_dir)
+    with pytest.raises(ValueError, match='without the instance_segmentation task'):
+        detector(images[0], masks=True)
+    with pytest.raises(TypeError, match='unknown keypoint options'):
+        detector(images[0], keypoint_options=dict(threshold=0.5))
+    assert detector(images[0], keypoints=False)[0].keypoints is None
+
+
+def test_greedy_keypoint_responses_equal_pytorch_for_the_same_prompts(kpt_case, images):
+    """Random prompts on random images of the batch: the runtime's greedy responses and token probabilities against
+    ``decode_responses`` over the head's cache with the head's keypoint constraint."""
+    from pix2seq_mmdet.models.decoding import decode_responses
+    from pix2seq_mmdet.models.keypoint_prediction import keypoint_constraint
+    model, out_dir = kpt_case
+    detector = ort_runtime.Pix2SeqRuntime(out_dir)
+    encoded = detector.encode(detector.preprocess(images)[0])
+    head, tokenizer = model.head, model.head.tokenizer
+    cfg = head.instance_decoding_cfgs['keypoints']
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(12, 2, 2, generator=generator).sort(dim=1).values
+    prompts = tokenizer.instance_prompts(corners.flatten(1), torch.randint(0, 4, (12, ), generator=generator),
+                                         'keypoints')
+    image_index = torch.randint(0, len(images), (12, ), generator=generator)
+    got, got_probs = detector.decode_responses(encoded, prompts.numpy(), image_index.numpy(),
+                                               detector.instance_options('keypoints'), np.random.default_rng())
+    with torch.no_grad():
+        cache = head.init_cache(torch.from_numpy(encoded.memory.copy()), None, image_index,
+                                tokenizer.task_seq_len('keypoints'))
+        want, want_probs = decode_responses(lambda tokens, position: head.forward_step(tokens, position, cache)[:, -1],
+                                            prompts, tokenizer.keypoints_response_len, tokenizer.EOS, tokenizer.PAD,
+                                            cfg.decoding, keypoint_constraint(tokenizer, 'cpu', cfg.suppress_invisible))
+    assert got.shape == got_probs.shape == (12, 2 * NUM_KEYPOINTS)
+    assert (got == want.numpy()).all()
+    np.testing.assert_allclose(got_probs, want_probs.numpy(), atol=1e-5)
+    assert ((got_probs > 0) & (got_probs <= 1)).all()
+    invisible = got == tokenizer.INVISIBLE
+    assert invisible.any() != cfg.suppress_invisible
+    assert detector.vocab.is_coord(got).sum() > 12
+
+
+def test_greedy_keypoints_equal_pytorch(kpt_case, synthetic_cfg, images):
+    """Detections, keypoints and keypoint scores end to end on images of the frame's and of other sizes: the same as
+    ``model.predict``'s, in the original image's pixels."""
+    model, out_dir = kpt_case
+    got = ort_runtime.Pix2SeqRuntime(out_dir)(images)
+    data = torch_batch(model, synthetic_cfg, images)
+    with torch.no_grad():
+        expected = [sample.pred_instances for sample in model.predict(data['inputs'], data['data_samples'])]
+    found_points = 0
+    for found, want, image in zip(got, expected, images):
+        height, width = load_image(image).shape[:2]
+        assert found.masks is None
+        assert found.keypoints.shape == (len(found), NUM_KEYPOINTS, 2) and found.keypoints.dtype == np.float32
+        assert found.keypoint_scores.shape == (len(found), NUM_KEYPOINTS) and found.keypoint_scores.dtype == np.float32
+        assert len(found) == len(want.scores)
+        order = np.lexsort((found.labels, -np.round(found.scores, 5)))
+        want_order = np.lexsort((want.labels.numpy(), -np.round(want.scores.numpy(), 5)))
+        np.testing.assert_allclose(found.bboxes[order], want.bboxes.numpy()[want_order], atol=1e-3)
+        np.testing.assert_allclose(found.keypoints[order], want.keypoints.numpy()[want_order], atol=1e-3)
+        np.testing.assert_allclose(found.keypoint_scores[order], want.keypoint_scores.numpy()[want_order], atol=1e-5)
+        assert (found.keypoints >= 0).all() and (found.keypoints <= (width, height)).all()
+        found_points += len(found)
+    assert found_points > 0
+
+
+def test_keypoint_decoding_matches_the_package(kpt_case):
+    """``Vocabulary.decode_keypoints`` and ``responses_to_keypoints`` against the package's on random responses of
+    coordinates and INVISIBLE, 3 samples per box: the mean over the samples that place a point, else the box centre,
+    in the original image's pixels, clipped; the scores the mean probability of a point's tokens."""
+    from pix2seq_mmdet.deploy.keypoints import responses_to_keypoints
+    from pix2seq_mmdet.models.keypoint_prediction import responses_to_keypoints as torch_responses_to_keypoints
+    model, out_dir = kpt_case
+    vocab, tokenizer = ort_runtime.Pix2SeqRuntime(out_dir).vocab, model.head.tokenizer
+    generator = torch.Generator().manual_seed(0)
+    responses = torch.randint(tokenizer.coord_offset, tokenizer.coord_offset + tokenizer.num_bins,
+                              (15, 2 * NUM_KEYPOINTS), generator=generator)
+    responses[torch.rand(responses.shape, generator=generator) < 0.4] = tokenizer.INVISIBLE
+    token_probs = torch.rand(responses.shape, generator=generator)
+    boxes = torch.rand(5, 2, 2, generator=generator).sort(dim=1).values.flatten(1)
+    points, labelled = vocab.decode_keypoints(responses.numpy())
+    want_points, want_labelled = tokenizer.decode_keypoints(responses)
+    assert np.array_equal(points, want_points.numpy()) and np.array_equal(labelled, want_labelled.numpy())
+    assert labelled.any() and not labelled.all()
+    meta = ImageMeta(ori_shape=(300, 170), img_shape=(128, 73), scale_factor=(73 / 170, 128 / 300))
+    img_meta = dict(ori_shape=meta.ori_shape, img_shape=meta.img_shape, pad_shape=(128, 128),
+                    scale_factor=meta.scale_factor)
+    got = responses_to_keypoints(responses.numpy(), token_probs.numpy(), boxes.numpy(), meta, vocab, (128, 128), 3)
+    want = torch_responses_to_keypoints(responses, token_probs, boxes, tokenizer, img_meta, True, 3)
+    for array, tensor in zip(got, want):
+        assert array.dtype == np.float32
+        np.testing.assert_allclose(array, tensor.numpy(), atol=1e-4)
+    assert (got[0][..., 0] == 170).any()  # clipped to the image's width
+
+
+def test_nucleus_keypoints_are_seeded(kpt_case, images):
+    _, out_dir = kpt_case
+    detector = ort_runtime.Pix2SeqRuntime(out_dir)
+    options = dict(strategy='nucleus', top_p=0.9, num_samples=3, max_rows=4)
+    first, again, other = (detector(images[:3], seed=seed, keypoint_options=options) for seed in (5, 5, 6))
+    for one, two in zip(first, again):
+        assert np.array_equal(one.keypoints, two.keypoints)
+        assert np.array_equal(one.keypoint_scores, two.keypoint_scores)
+    assert any(not np.array_equal(one.keypoint_scores, two.keypoint_scores) for one, two in zip(first, other))
+
+
+def test_onnx_keypoint_evaluation_equals_pytorch_evaluation(kpt_case, synthetic_cfg, synthetic_root):
+    """bbox AP through ``CocoMetric`` and keypoint AP through ``CocoKeypointMetric``, as the keypoints config
+    evaluates."""
+    from mmengine.evaluator import Evaluator
+    from mmengine.runner import Runner
+
+    from pix2seq_mmdet.deploy.evaluation import evaluate_onnx
+    model, out_dir = kpt_case
+    cfg = copy.deepcopy(synthetic_cfg)
+    cfg.test_dataloader.dataset.data_root = str(synthetic_root)
+    cfg.test_dataloader.batch_size = 4
+    ann_file = str(synthetic_root / 'annotations' / 'instances_val.json')
+    cfg.test_evaluator = [dict(cfg.test_evaluator, ann_file=ann_file),
+                          dict(type='CocoKeypointMetric', ann_file=ann_file, sigmas=[0.05] * NUM_KEYPOINTS)]
+    got = evaluate_onnx(cfg, out_dir)
+    evaluator = Evaluator(cfg.test_evaluator)
+    dataloader = Runner.build_dataloader(cfg.test_dataloader)
+    evaluator.dataset_meta = dataloader.dataset.metainfo
+    with torch.no_grad():
+        for data_batch in dataloader:
+            evaluator.process(data_samples=model.test_step(data_batch), data_batch=data_batch)
+    expected = evaluator.evaluate(len(dataloader.dataset))
+    assert got.keys() == expected.keys() and 'coco/keypoints_mAP' in got
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+def test_demo_draws_keypoints_without_torch(kpt_case, images, tmp_path):
+    _, out_dir = kpt_case
+    blocker = tmp_path / 'blocked'
+    for name in ('torch', 'mmdet', 'mmcv', 'mmengine'):
+        (blocker / name).mkdir(parents=True)
+        (blocker / name / '__init__.py').write_text(f'raise ImportError("{name} is blocked")')
+    demo = str(REPO_ROOT / 'tools' / 'deployment' / 'onnx_demo.py')
+    out, plain = tmp_path / 'demo.png', tmp_path / 'plain.png'
+    result = subprocess.run([sys.executable, demo, images[0], str(out_dir), '--out', str(out), '--score-thr', '0'],
+                            capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=f'{blocker}{os.pathsep}{REPO_ROOT}'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'with their keypoints' in result.stdout
+    subprocess.run([sys.executable, demo, images[0], str(out_dir), '--out', str(plain), '--score-thr', '0',
+                    '--no-keypoints'], check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    assert (cv2.imread(str(out)) != cv2.imread(str(plain))).any()  # the points are drawn

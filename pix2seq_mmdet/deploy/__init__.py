@@ -9,15 +9,15 @@ With torch and mmdet:
 * :mod:`.traced`: the modules the export traces: the model's own encoder and ``Pix2SeqHead.forward_step``, with a
   cache over graph inputs and ONNX Runtime's fused attention operators swapped in as attention kernels.
 * :mod:`.check`: the written graphs in ONNX Runtime against PyTorch.
-* :mod:`.evaluation`: COCO mAP of the ONNX backend with the config's dataloader and ``CocoMetric``, as
+* :mod:`.evaluation`: COCO mAP of the ONNX backend with the config's dataloader and evaluator, as
   ``tools/test.py`` measures the PyTorch model (``tools/deployment/onnx_test.py``).
 
 With numpy, onnxruntime and OpenCV only (no torch, mmcv or mmdet is imported):
 
 * :mod:`.runtime`: :class:`~.runtime.Pix2SeqRuntime`, built from :mod:`.metadata` (``pix2seq.json`` and the
   vocabulary), :mod:`.sessions` (sessions and IO binding), :mod:`.sampling` (token selection and the decoding loops),
-  :mod:`.processing` (pre- and post-processing) and :mod:`.masks` (the instance segmentation prompts and masks of a
-  Pix2Seq v2 export).
+  :mod:`.processing` (pre- and post-processing), :mod:`.instances` (the prompts of a Pix2Seq v2 export's instance
+  tasks) and each task's outputs: :mod:`.masks` (instance segmentation) and :mod:`.keypoints`.
 
 This ``__init__`` imports none of them, so that importing the runtime costs no more than its own imports.
 """

@@ -3,7 +3,8 @@
 The config's test dataloader and ``test_evaluator`` (``CocoMetric``) are built as mmengine's Runner builds them; for
 every batch the runtime detects objects in the samples' original image files (its own preprocessing, not the
 pipeline's tensors) and its detections, in original-image pixels, with their ``masks`` when the export has the
-instance segmentation task (``CocoMetric(metric=['bbox', 'segm'])`` scores both), become the samples'
+instance segmentation task (``CocoMetric(metric=['bbox', 'segm'])`` scores both) and their ``keypoints`` and
+``keypoint_scores`` when it has the keypoints task (for ``CocoKeypointMetric``), become the samples'
 ``pred_instances`` that ``evaluator.process`` receives, as the Runner's test loop passes the PyTorch model's
 outputs.
 """
@@ -45,8 +46,8 @@ def evaluate_onnx(cfg: Config, model_dir: Union[str, os.PathLike], decoder: str 
         decoder (str), encoder (str): ``'fp32'`` or ``'int8'`` graphs.
         num_threads (int): ONNX Runtime intra-op threads.
         runtime (Pix2SeqRuntime, optional): Use this runtime instead of loading one.
-        **decoding: Decoding overrides (``strategy``, ``seed``, ``masks``, ``mask_options``, ...), as for
-            :class:`Pix2SeqRuntime`.
+        **decoding: Decoding overrides (``strategy``, ``seed``, ``masks``, ``mask_options``, ``keypoints``,
+            ``keypoint_options``, ...), as for :class:`Pix2SeqRuntime`.
 
     Returns:
         dict: The evaluator's metrics (e.g. ``coco/bbox_mAP``).
@@ -67,8 +68,9 @@ def evaluate_onnx(cfg: Config, model_dir: Union[str, os.PathLike], decoder: str 
             sample.pred_instances = InstanceData(bboxes=torch.from_numpy(found.bboxes),
                                                  scores=torch.from_numpy(found.scores),
                                                  labels=torch.from_numpy(found.labels))
-            if found.masks is not None:
-                sample.pred_instances.masks = torch.from_numpy(found.masks)
+            for key in ('masks', 'keypoints', 'keypoint_scores'):
+                if getattr(found, key) is not None:
+                    sample.pred_instances[key] = torch.from_numpy(getattr(found, key))
         evaluator.process(data_samples=samples, data_batch=data_batch)
     return {key: float(value) if isinstance(value, (int, float, np.floating)) else value
             for key, value in evaluator.evaluate(len(dataloader.dataset)).items()}

@@ -7,10 +7,10 @@ Files written into the output folder (``tools/deployment/pytorch2onnx.py`` is th
   cross-attention keys and values projected once per image (``Pix2SeqHead.project_memory``).
 * ``decoder_step.onnx``: ``tokens`` (B, 1) int64 at ``position`` (1,) int64, the ``memory_key_i`` /
   ``memory_value_i`` and the self-attention cache ``cache_key_i`` / ``cache_value_i`` (B, H, L, Dh), L =
-  ``tokenizer.num_positions`` (the detection sequence's ``seq_len``, or the instance segmentation sequence's
-  ``instance_seq_len`` when longer) -> ``logits`` (B, V) and ``new_cache_key_i`` / ``new_cache_value_i``, the cache
+  ``tokenizer.num_positions`` (the longest of the model's tasks' sequences: detection's ``seq_len``, an instance
+  task's prompt and response) -> ``logits`` (B, V) and ``new_cache_key_i`` / ``new_cache_value_i``, the cache
   with this step's keys and values written at ``position``.  The same graph decodes the detection sequence (from
-  BOS) and the instance segmentation prompts' responses.  Static shapes, as the package's static-shape step
+  BOS) and the instance tasks' prompts and responses.  Static shapes, as the package's static-shape step
   (``DecodingCache`` driven with a tensor position, the path of CUDA graphs), traced from
   ``Pix2SeqHead.forward_step`` itself (:mod:`.traced`).  Self-attention (``attention``): ``'gqa'`` (default) ONNX
   Runtime's ``com.microsoft.GroupQueryAttention``, which writes the new position into the cache in place when the
@@ -23,10 +23,13 @@ Files written into the output folder (``tools/deployment/pytorch2onnx.py`` is th
 * ``pix2seq.json``: format version, a random ``export_id`` (also stamped into every graph's metadata) and each
   graph's sha256, inputs and outputs; the vocabulary layout (special ids, class token ids, coordinate offset,
   ``num_bins``, ``max_objects``, the constrained-decoding table; with the ``instance_segmentation`` task the task
-  prompt ids, ``SEPARATOR``, ``response_len`` and ``instance_seq_len``), the preprocessing (test pipeline ``Resize``,
-  mean/std, channel order, ``pad_size``, ``pad_value``), the decoder geometry, class names, decoding defaults and
-  the opset; ``mask_decoding``, the ``test_cfg.instance_segmentation`` defaults (``MaskDecodingConfig``), null for a
-  detection-only model, whose export is the same as before the task existed.
+  prompt ids, ``SEPARATOR``, ``response_len`` and ``instance_seq_len``, with the ``keypoints`` task under
+  ``keypoints`` the task prompt ids, ``INVISIBLE``, ``num_keypoints`` and the response length), the preprocessing
+  (test pipeline ``Resize``, mean/std, channel order, ``pad_size``, ``pad_value``), the decoder geometry, class
+  names, decoding defaults and the opset; ``mask_decoding`` and ``keypoint_decoding``, the
+  ``test_cfg.instance_segmentation`` and ``test_cfg.keypoints`` defaults (``MaskDecodingConfig``,
+  ``KeypointDecodingConfig``), each null for a model without its task, whose export is otherwise the same as before
+  the task existed.
 
 :func:`~.check.check_export` checks the graphs with ``onnx.checker`` and runs them with ONNX Runtime against PyTorch
 on a random image.  The export uses PyTorch's TorchScript-based exporter (``dynamo=False``).
@@ -160,6 +163,15 @@ def instance_segmentation_spec(tokenizer) -> Optional[dict]:
                 response_len=tokenizer.response_len, instance_seq_len=tokenizer.instance_seq_len)
 
 
+def keypoints_spec(tokenizer) -> Optional[dict]:
+    """The keypoints task's tokens and response length (None without the task)."""
+    if 'keypoints' not in tokenizer.tasks:
+        return None
+    return dict(task_prompts={task: int(token) for task, token in tokenizer.task_prompts.items()},
+                invisible=int(tokenizer.INVISIBLE), num_keypoints=tokenizer.num_keypoints,
+                response_len=tokenizer.keypoints_response_len)
+
+
 def vocabulary_spec(tokenizer) -> dict:
     """Everything the runtime needs of the tokenizer, asked of the tokenizer (never assumed)."""
     ids = torch.arange(tokenizer.vocab_size)
@@ -173,7 +185,7 @@ def vocabulary_spec(tokenizer) -> dict:
                 num_bins=tokenizer.num_bins, num_classes=tokenizer.num_classes, max_objects=tokenizer.max_objects,
                 seq_len=tokenizer.seq_len, tokens_per_object=TOKENS_PER_OBJECT,
                 allowed_token_runs=[_runs(row) for row in tokenizer.allowed_tokens()],
-                instance_segmentation=instance_segmentation_spec(tokenizer))
+                instance_segmentation=instance_segmentation_spec(tokenizer), keypoints=keypoints_spec(tokenizer))
 
 
 def preprocess_spec(model: nn.Module, test_pipeline: Optional[Sequence[dict]] = None) -> dict:
@@ -212,10 +224,10 @@ def decoding_spec(head: nn.Module) -> dict:
                 max_per_img=int(head.max_per_img))
 
 
-def mask_decoding_spec(head: nn.Module) -> Optional[dict]:
-    """``test_cfg.instance_segmentation`` (``MaskDecodingConfig`` fields; None without the task)."""
-    mask_cfg = head.instance_decoding_cfgs.get('instance_segmentation')
-    return None if mask_cfg is None else asdict(mask_cfg)
+def instance_decoding_spec(head: nn.Module, task: str) -> Optional[dict]:
+    """``test_cfg.<task>`` (``MaskDecodingConfig`` or ``KeypointDecodingConfig`` fields; None without the task)."""
+    cfg = head.instance_decoding_cfgs.get(task)
+    return None if cfg is None else asdict(cfg)
 
 
 def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAULT_OPSET, batch_size: int = 1,
@@ -278,7 +290,8 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
                 batch_size=batch_size, dynamic_batch=dynamic_batch, decoder_attention=attention, graphs=graphs,
                 vocabulary=vocabulary_spec(head.tokenizer), preprocess=preprocess,
                 geometry=_geometry(model, memory_len), classes=list(class_names), decoding=decoding_spec(head),
-                mask_decoding=mask_decoding_spec(head), source=source or {})
+                mask_decoding=instance_decoding_spec(head, 'instance_segmentation'),
+                keypoint_decoding=instance_decoding_spec(head, 'keypoints'), source=source or {})
     meta_path = out_dir / META_FILE
     meta_path.write_text(json.dumps(meta, indent=2))
     if check:

@@ -51,8 +51,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class Vocabulary:
     """The token layout of an export (``pix2seq.json``'s ``vocabulary``, written from the model's tokenizer): special
-    ids, class token ids, coordinate ids ``coord_offset .. coord_offset + num_bins - 1`` and, when the model has the
-    instance segmentation task (``segmentation``), its prompt token, ``SEPARATOR`` and response length."""
+    ids, class token ids, coordinate ids ``coord_offset .. coord_offset + num_bins - 1`` and the prompt token of each
+    Pix2Seq v2 instance task of the model (``task_prompts``) with its tokens: ``SEPARATOR`` and the polygon
+    ``response_len`` (``instance_segmentation``), ``INVISIBLE`` and ``num_keypoints`` (``keypoints``)."""
 
     def __init__(self, spec: dict) -> None:
         self.vocab_size = int(spec['vocab_size'])
@@ -71,16 +72,18 @@ class Vocabulary:
         for row, runs in enumerate(spec['allowed_token_runs']):
             for start, end in runs:
                 self.constraint[row, start:end] = 0
-        segmentation = spec.get('instance_segmentation')  # absent in exports made before the task existed
-        self.segmentation = segmentation is not None
-        if self.segmentation:
-            self.segmentation_prompt = int(segmentation['task_prompts']['instance_segmentation'])
+        self.task_prompts = {}  # instance task -> its prompt token; a task's key is absent or null without it
+        segmentation = spec.get('instance_segmentation')
+        if segmentation is not None:
+            self.task_prompts['instance_segmentation'] = int(segmentation['task_prompts']['instance_segmentation'])
             self.separator = int(segmentation['separator'])
             self.response_len = int(segmentation['response_len'])
-            # (V,) additive mask of a constrained polygon response: coordinates, SEPARATOR and EOS
-            self.polygon_constraint = np.full(self.vocab_size, -np.inf, dtype=np.float32)
-            self.polygon_constraint[self.coord_offset:self.coord_offset + self.num_bins] = 0
-            self.polygon_constraint[[self.separator, self.eos]] = 0
+        keypoints = spec.get('keypoints')
+        if keypoints is not None:
+            self.task_prompts['keypoints'] = int(keypoints['task_prompts']['keypoints'])
+            self.invisible = int(keypoints['invisible'])
+            self.num_keypoints = int(keypoints['num_keypoints'])
+            self.keypoints_response_len = int(keypoints['response_len'])
 
     @property
     def seq_len(self) -> int:
@@ -111,6 +114,14 @@ class Vocabulary:
             return softmax(logits[:, self.class_ids])
         return softmax(logits)[:, self.class_ids]
 
+    def coordinate_constraint(self, *tokens: int) -> np.ndarray:
+        """(V,) additive logit mask of a response allowing the coordinates and ``tokens`` (0), nothing else
+        (-inf)."""
+        constraint = np.full(self.vocab_size, -np.inf, dtype=np.float32)
+        constraint[self.coord_offset:self.coord_offset + self.num_bins] = 0
+        constraint[list(tokens)] = 0
+        return constraint
+
     def decode_slots(self, tokens: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """One image's (L,) tokens -> ``boxes_yxyx`` (K, 4) normalised and ``valid`` (K,), as
         ``Pix2SeqTokenizer.decode``."""
@@ -135,3 +146,9 @@ class Vocabulary:
         points = self.dequantize(pairs[is_point])
         parts = [points[part_index == index] for index in np.unique(part_index)]
         return [part for part in parts if len(part) >= 3]
+
+    def decode_keypoints(self, responses: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Responses (..., 2 P) -> ``points_yx`` (..., P, 2) normalised float32 and ``labelled`` (..., P) bool, as
+        ``Pix2SeqTokenizer.decode_keypoints``: a point is labelled when both its tokens are coordinates."""
+        pairs = responses[..., :self.keypoints_response_len].reshape(*responses.shape[:-1], self.num_keypoints, 2)
+        return self.dequantize(pairs), self.is_coord(pairs).all(-1)

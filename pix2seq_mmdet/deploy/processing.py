@@ -23,11 +23,16 @@ class Detections:
         labels (np.ndarray): (N,) int64, 0-based class indices (``Pix2SeqRuntime.class_names``).
         masks (np.ndarray, optional): (N, H, W) bool instance masks at the original image's size (an export with
             the instance segmentation task), else None.
+        keypoints (np.ndarray, optional): (N, P, 2) float32 ``x, y`` of each detection's P keypoints (an export with
+            the keypoints task), else None.
+        keypoint_scores (np.ndarray, optional): (N, P) float32, each keypoint's score, with ``keypoints``.
     """
     bboxes: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
     masks: Optional[np.ndarray] = None
+    keypoints: Optional[np.ndarray] = None
+    keypoint_scores: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.scores)

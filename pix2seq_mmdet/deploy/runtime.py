@@ -8,6 +8,7 @@ Reads a folder written by ``tools/deployment/pytorch2onnx.py`` (``pix2seq.json``
     result = detector('demo.jpg')[0]                       # or a BGR uint8 array, or a list of either
     result.bboxes, result.scores, result.labels            # xyxy in the original image's pixels
     result.masks                                           # (N, H, W) bool with the instance segmentation task
+    result.keypoints, result.keypoint_scores               # (N, P, 2) x, y and (N, P) with the keypoints task
 
 Importing it imports neither torch nor mmdet (the package's ``__init__`` files load their submodules lazily), so
 ``tools/deployment/onnx_demo.py`` runs where only numpy, onnxruntime and OpenCV are installed.  The parts:
@@ -34,32 +35,37 @@ What happens, as the PyTorch model does it:
 * post-processing as ``Pix2SeqHead.tokens_to_instances``: malformed slots dropped, ``classes_per_box`` detections
   per box, boxes normalised to the frame, clipped to the resized image, empty ones dropped, divided by the scale
   factor, sorted by score, at most ``max_per_img``;
-* with the instance segmentation task (Pix2Seq v2; :meth:`Pix2SeqRuntime.segment`), as ``Pix2SeqHead.predict_masks``:
-  one prompt per distinct detected box (:mod:`.masks`), ``num_samples`` rows each, every row reading its image's
-  cross-attention keys/values (gathered into the decoder step's own buffers), decoded through the same decoder-step
-  graph (the prompt one token per step, then the response with the same token selection,
-  ``sampling.decode_responses``) in chunks of the export's fixed batch or of ``max_rows``; the responses' polygons
-  rasterised at the original image's size and ensembled (``structures.polygons``, shared with the head).
+* with the Pix2Seq v2 instance tasks (:meth:`Pix2SeqRuntime.answer`), as ``Pix2SeqHead.predict_instance_tasks``
+  with ``prompt_boxes='predicted'``: one prompt per distinct detected box (:mod:`.instances`), ``num_samples`` rows
+  each, every row reading its image's cross-attention keys/values (gathered into the decoder step's own buffers),
+  decoded through the same decoder-step graph (the prompt one token per step, then the response with the same token
+  selection and each token's probability, ``sampling.decode_responses``) in chunks of the export's fixed batch or of
+  ``max_rows``; then each task's own step: instance segmentation's polygons rasterised at the original image's size
+  and ensembled (:mod:`.masks`, ``structures.polygons``, shared with the head), the keypoints averaged over the
+  samples that place them, mapped to the original image's pixels and scored (:mod:`.keypoints`).
 
 Errors: a missing file is a ``FileNotFoundError``; a graph that is not the one ``pix2seq.json`` describes (another
 export, a modified file, other inputs) an :class:`ExportMismatchError`; an image of the wrong type a ``TypeError``,
 of the wrong dtype or shape a ``ValueError``.
 """
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import onnxruntime as ort
 
-from .masks import MaskOptions, distinct_boxes, instance_prompts, responses_to_masks
+from .instances import InstanceOptions, boxes_in_frame, distinct_boxes, instance_prompts
+from .keypoints import KeypointOptions
+from .masks import MaskOptions
 from .metadata import META_FILE, Vocabulary, load_metadata
 from .processing import Detections, ImageLike, ImageMeta, as_image_list, postprocess, preprocess
 from .sampling import DecodingOptions, decode_responses, decode_tokens
 from .sessions import DecoderStep, EncoderOutputs, bound, check_graph, make_session_options, open_session
 
 DECODERS = {'fp32': 'decoder_step', 'int8': 'decoder_step_int8'}
+INSTANCE_TASKS = {options.task: options for options in (MaskOptions, KeypointOptions)}  # in the tokenizer's order
 
 
 class Pix2SeqRuntime:
@@ -111,9 +117,6 @@ class Pix2SeqRuntime:
         self.default_options = {key: defaults[key] for key in DecodingOptions.__dataclass_fields__ if key in defaults}
         self.classes_per_box = int(defaults['classes_per_box'])
         self.max_per_img = int(defaults['max_per_img'])
-        mask_defaults = meta.get('mask_decoding') or {}
-        self.default_mask_options = {key: mask_defaults[key] for key in MaskOptions.__dataclass_fields__
-                                     if key in mask_defaults}
         self._encoder_outputs: Dict[int, EncoderOutputs] = {}
 
     def preprocess(self, images: Union[ImageLike, Sequence[ImageLike]]) -> Tuple[np.ndarray, List[ImageMeta]]:
@@ -167,76 +170,87 @@ class Pix2SeqRuntime:
         return postprocess(tokens, class_probs, meta, self.vocab, self.meta['preprocess']['pad_size'],
                            self.classes_per_box, self.max_per_img, rescale)
 
-    def mask_options(self, **overrides) -> MaskOptions:
-        """The exported ``test_cfg.instance_segmentation`` defaults with ``overrides`` (None values ignored)."""
-        unknown = set(overrides) - set(MaskOptions.__dataclass_fields__)
+    def instance_options(self, task: str, **overrides) -> InstanceOptions:
+        """The options of instance task ``task`` (:class:`MaskOptions`, :class:`KeypointOptions`): the exported
+        ``test_cfg.<task>`` defaults with ``overrides`` (None values ignored)."""
+        options_cls = INSTANCE_TASKS[task]
+        if task not in self.vocab.task_prompts:
+            raise ValueError(f'{self.model_dir} is an export of a model without the {task} task '
+                             f'(model.head.tokenizer.tasks): it predicts no {options_cls.kind}s; export a Pix2Seq v2 '
+                             f'model with the task, or decode without {options_cls.kind}s')
+        names = {field.name for field in fields(options_cls)}
+        unknown = set(overrides) - names
         if unknown:
-            raise TypeError(f'unknown mask options {sorted(unknown)}; known: '
-                            f'{sorted(MaskOptions.__dataclass_fields__)}')
-        return MaskOptions(**{**self.default_mask_options,
-                              **{key: value for key, value in overrides.items() if value is not None}})
+            raise TypeError(f'unknown {options_cls.kind} options {sorted(unknown)}; known: {sorted(names)}')
+        defaults = {key: value for key, value in (self.meta.get(options_cls.meta_key) or {}).items() if key in names}
+        return options_cls(**{**defaults, **{key: value for key, value in overrides.items() if value is not None}})
 
     def decode_responses(self, encoded: EncoderOutputs, prompts: np.ndarray, image_index: np.ndarray,
-                         options: MaskOptions, rng: np.random.Generator) -> np.ndarray:
-        """Instance segmentation responses: (N, 6) prompts, row ``i`` reading image ``image_index[i]`` of
-        ``encoded`` -> (N, response_len) int64.  Decoded in chunks of the export's fixed batch size (the last one
-        padded with repeats of its last row, whose responses are dropped) or of ``options.max_rows`` rows (default:
-        all at once)."""
+                         options: InstanceOptions, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+        """An instance task's responses: (N, 6) prompts, row ``i`` reading image ``image_index[i]`` of ``encoded``
+        -> ``responses`` (N, L) int64 and their ``token_probs`` (N, L) float32, L = ``options.response_len``.  Decoded
+        in chunks of the export's fixed batch size (the last one padded with repeats of its last row, whose responses
+        are dropped) or of ``options.max_rows`` rows (default: all at once)."""
         chunk = self.static_batch or options.max_rows or max(len(prompts), 1)
-        constraint = self.vocab.polygon_constraint if options.constrained else None
-        responses = [np.zeros((0, self.vocab.response_len), np.int64)]
+        response_len, constraint = options.response_len(self.vocab), options.constraint(self.vocab)
+        answered = [(np.zeros((0, response_len), np.int64), np.zeros((0, response_len), np.float32))]
         for start in range(0, len(prompts), chunk):
             rows = np.arange(start, min(start + chunk, len(prompts)))
             count = len(rows)
             if self.static_batch is not None:
                 rows = np.concatenate([rows, np.full(chunk - count, rows[-1])])
             self.decoder.start(encoded, image_index[rows])
-            responses.append(decode_responses(self.decoder.step, prompts[rows], self.vocab.response_len,
-                                              self.vocab.eos, self.vocab.pad, options.sampling, constraint,
-                                              rng)[:count])
-        return np.concatenate(responses)
+            answered.append(tuple(part[:count] for part in decode_responses(
+                self.decoder.step, prompts[rows], response_len, self.vocab.eos, self.vocab.pad, options.sampling,
+                constraint, rng)))
+        responses, token_probs = (np.concatenate(parts) for parts in zip(*answered))
+        return responses, token_probs
 
-    def segment(self, encoded: EncoderOutputs, detections: Sequence[Detections], metas: Sequence[ImageMeta],
-                seed: Optional[int] = None, **overrides) -> List[Detections]:
-        """Each image's detections (in its original pixels, the images of ``encoded`` in order) with ``masks``
-        (N, H, W) bool at the original image's size, as ``Pix2SeqHead.predict_masks``; ``overrides``:
-        :class:`MaskOptions` fields; ``seed``: the responses' sampling (a stream of its own, not the detection's)."""
-        if not self.vocab.segmentation:
-            raise ValueError(f'{self.model_dir} is an export of a model without the instance_segmentation task '
-                             f'(model.head.tokenizer.tasks): it predicts no masks; export a Pix2Seq v2 instance '
-                             f'segmentation model, or decode without masks')
-        options = self.mask_options(**overrides)
+    def answer(self, task: str, encoded: EncoderOutputs, detections: Sequence[Detections],
+               metas: Sequence[ImageMeta], seed: Optional[int] = None, **overrides) -> List[Detections]:
+        """Each image's detections (in its original pixels, the images of ``encoded`` in order) with the outputs of
+        instance task ``task``, as ``Pix2SeqHead.predict_instance_tasks`` with ``prompt_boxes='predicted'``:
+        ``masks`` (N, H, W) bool at the original image's size (``instance_segmentation``), or ``keypoints`` (N, P, 2)
+        float32 ``(x, y)`` in its pixels and ``keypoint_scores`` (N, P) (``keypoints``).  ``overrides``: the task's
+        :meth:`instance_options`; ``seed``: the responses' sampling (a stream per task, not the detection's)."""
+        options = self.instance_options(task, **overrides)
         pad_size = self.meta['preprocess']['pad_size']
-        prompts, image_index, slots = [], [], []
+        boxes, prompts, image_index, slots = [], [], [], []
         for index, (found, meta) in enumerate(zip(detections, metas)):
             rows, slot = distinct_boxes(found.bboxes, options.max_instances)
-            prompts.append(instance_prompts(found.bboxes[rows], found.labels[rows], meta, self.vocab, pad_size))
+            boxes.append(boxes_in_frame(found.bboxes[rows], meta, pad_size))
+            prompts.append(instance_prompts(boxes[-1], found.labels[rows], task, self.vocab))
             image_index.append(np.full(len(rows), index, dtype=np.int64))
             slots.append(slot)
-        counts = [len(image_prompts) * options.num_samples for image_prompts in prompts]
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, )))
-        responses = self.decode_responses(encoded, np.concatenate(prompts).repeat(options.num_samples, axis=0),
-                                          np.concatenate(image_index).repeat(options.num_samples), options, rng)
-        per_image = np.split(responses, np.cumsum(counts)[:-1])
-        return [replace(found, masks=responses_to_masks(image_responses, slot, meta, self.vocab, pad_size, options))
-                for found, meta, slot, image_responses in zip(detections, metas, slots, per_image)]
+        samples = options.num_samples
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1 + list(INSTANCE_TASKS).index(task), )))
+        responses, token_probs = self.decode_responses(encoded, np.concatenate(prompts).repeat(samples, axis=0),
+                                                       np.concatenate(image_index).repeat(samples), options, rng)
+        split = np.cumsum([len(image_boxes) * samples for image_boxes in boxes])[:-1]
+        return [replace(found, **options.outputs(image_responses, image_probs, image_boxes, slot, meta, self.vocab,
+                                                 pad_size))
+                for found, meta, image_boxes, slot, image_responses, image_probs
+                in zip(detections, metas, boxes, slots, np.split(responses, split), np.split(token_probs, split))]
 
     def __call__(self, images: Union[ImageLike, Sequence[ImageLike]], seed: Optional[int] = None,
-                 masks: Optional[bool] = None, mask_options: Optional[dict] = None,
-                 **overrides) -> List[Detections]:
+                 masks: Optional[bool] = None, mask_options: Optional[dict] = None, keypoints: Optional[bool] = None,
+                 keypoint_options: Optional[dict] = None, **overrides) -> List[Detections]:
         """Detect objects in an image or a list of images (paths or BGR uint8 arrays); one :class:`Detections`
         per image, in its original pixels.  ``overrides``: :class:`DecodingOptions` fields; ``seed``: sampling.
 
-        ``masks``: also predict instance masks (:meth:`segment`, ``mask_options``: :class:`MaskOptions` fields);
-        default: when the export has the instance segmentation task or ``mask_options`` are given."""
+        ``masks``: also predict instance masks (:meth:`answer`, ``mask_options``: :class:`MaskOptions` fields);
+        default: when the export has the instance segmentation task or ``mask_options`` are given.  ``keypoints``
+        and ``keypoint_options`` (:class:`KeypointOptions` fields) likewise for the keypoints task."""
         batch, metas = self.preprocess(images)
         encoded = self.encode(batch)
         tokens, class_probs = self.decode(encoded, seed=seed, **overrides)
         results = [self.postprocess(seq, probs, meta) for seq, probs, meta in zip(tokens, class_probs, metas)]
-        if masks is None:
-            masks = self.vocab.segmentation or bool(mask_options)
-        if masks:
-            results = self.segment(encoded, results, metas, seed=seed, **(mask_options or {}))
+        for task, wanted, options in (('instance_segmentation', masks, mask_options),
+                                      ('keypoints', keypoints, keypoint_options)):
+            if wanted is None:
+                wanted = task in self.vocab.task_prompts or bool(options)
+            if wanted:
+                results = self.answer(task, encoded, results, metas, seed=seed, **(options or {}))
         return results
 
     predict = __call__

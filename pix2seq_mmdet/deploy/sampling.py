@@ -121,14 +121,16 @@ def decode_tokens(step, batch_size: int, vocab: Vocabulary, options: DecodingOpt
 
 def decode_responses(step, prompts: np.ndarray, response_len: int, end_token: int, pad_token: int,
                      options: DecodingOptions, constraint: Optional[np.ndarray] = None,
-                     rng: Optional[np.random.Generator] = None) -> np.ndarray:
+                     rng: Optional[np.random.Generator] = None) -> Tuple[np.ndarray, np.ndarray]:
     """The loop of ``decoding.decode_responses`` over ``step(tokens (N,), position) -> logits (N, V)``: the (N, P)
     prompts fed one token per step (the step graph reads one token), then each row's response token by token with
     ``options``' strategy, ``constraint`` (V,) added to the logits, PAD after the row's ``end_token``, until every row
-    has ended or ``response_len`` tokens; returns the (N, response_len) int64 responses."""
+    has ended or ``response_len`` tokens; returns the (N, response_len) int64 responses and float32 ``token_probs``,
+    each token's probability under the softmax of its (constrained) logits, 0 after the row's end."""
     rng = rng if rng is not None else np.random.default_rng()
     num_rows, prompt_len = prompts.shape
     responses = np.full((num_rows, response_len), pad_token, dtype=np.int64)
+    token_probs = np.zeros((num_rows, response_len), dtype=np.float32)
     finished = np.zeros(num_rows, dtype=bool)
     for position in range(prompt_len):
         logits = step(prompts[:, position], position)
@@ -136,9 +138,11 @@ def decode_responses(step, prompts: np.ndarray, response_len: int, end_token: in
         if constraint is not None:
             logits = logits + constraint
         next_tokens = np.where(finished, pad_token, select_next_token(logits, options, rng))
+        chosen_probs = np.take_along_axis(softmax(logits), next_tokens[:, None], axis=-1)[:, 0]
+        token_probs[:, index] = np.where(finished, 0, chosen_probs)
         finished |= next_tokens == end_token
         responses[:, index] = next_tokens
         if index + 1 == response_len or finished.all():
             break
         logits = step(next_tokens, prompt_len + index)
-    return responses
+    return responses, token_probs

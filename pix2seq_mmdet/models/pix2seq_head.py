@@ -321,7 +321,8 @@ class Pix2SeqHead(BaseModule):
 
         Returns:
             list[InstanceData]: Per image ``bboxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,), at most
-            ``max_per_img``, sorted by score; in the original image's pixels when ``rescale``.
+            ``max_per_img``, sorted by score; in the original image's pixels when ``rescale``; with the instance
+            tasks also ``masks`` (N, H, W) and ``keypoints`` (N, K, 2) with ``keypoint_scores`` (N, K).
         """
         tokens, class_probs = self.generate(memory, memory_mask)
         results = [self.tokens_to_instances(seq, probs, sample.metainfo, rescale)

@@ -1,5 +1,6 @@
-"""Detect objects in an image with an exported Pix2Seq model in ONNX Runtime and draw them (OpenCV): boxes, and the
-instance masks of a Pix2Seq v2 instance segmentation export (blended in the class's colour).
+"""Detect objects in an image with an exported Pix2Seq model in ONNX Runtime and draw them (OpenCV): boxes, the
+instance masks of a Pix2Seq v2 instance segmentation export (blended in the class's colour) and the keypoints of a
+keypoints export (small circles).
 
 Needs numpy, onnxruntime and opencv only: ``pix2seq_mmdet.deploy.runtime`` imports neither torch nor mmdet.
 
@@ -31,6 +32,9 @@ def draw(image: np.ndarray, detections, class_names, score_thr: float) -> np.nda
             canvas[mask] = ((1 - MASK_ALPHA) * canvas[mask] + MASK_ALPHA * np.asarray(color)).astype(np.uint8)
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness)
+        if detections.keypoints is not None:
+            for x, y in detections.keypoints[index]:
+                cv2.circle(canvas, (int(round(x)), int(round(y))), thickness + 1, color, -1, cv2.LINE_AA)
         text = f'{class_names[label]} {score:.2f}'
         cv2.putText(canvas, text, (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.35 * thickness, color,
                     thickness, cv2.LINE_AA)
@@ -51,6 +55,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--mask-strategy', choices=('greedy', 'top_k', 'nucleus'),
                         help='decoding strategy of the polygons (default: the exported '
                              'test_cfg.instance_segmentation\'s)')
+    parser.add_argument('--no-keypoints', action='store_true', help='no keypoints, also with a keypoints export')
     parser.add_argument('--score-thr', type=float, default=0.3, help='score threshold of drawn boxes')
     parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (0: its default)')
     return parser.parse_args()
@@ -62,12 +67,13 @@ def main() -> None:
     image = load_image(args.image)
     mask_options = dict(strategy=args.mask_strategy) if args.mask_strategy else None
     detections = detector(image, seed=args.seed, strategy=args.strategy, masks=False if args.no_masks else None,
-                          mask_options=mask_options)[0]
+                          mask_options=mask_options, keypoints=False if args.no_keypoints else None)[0]
     if not cv2.imwrite(args.out, draw(image, detections, detector.class_names, args.score_thr)):
         sys.exit(f'onnx_demo.py: could not write {args.out}')
     kept = int((detections.scores >= args.score_thr).sum())
-    masks = '' if detections.masks is None else ' with their masks'
-    print(f'{len(detections)} detections, {kept} with score >= {args.score_thr}, drawn{masks} into {args.out}')
+    outputs = [name for name in ('masks', 'keypoints') if getattr(detections, name) is not None]
+    drawn = f' with their {" and ".join(outputs)}' if outputs else ''
+    print(f'{len(detections)} detections, {kept} with score >= {args.score_thr}, drawn{drawn} into {args.out}')
     for box, score, label in zip(detections.bboxes, detections.scores, detections.labels):
         if score >= args.score_thr:
             print(f'  {detector.class_names[label]:>12s} {score:.3f} ' + ' '.join(f'{v:.1f}' for v in box))

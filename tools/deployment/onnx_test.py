@@ -1,6 +1,6 @@
 """Evaluate an exported Pix2Seq model (ONNX Runtime) on the config's test set with its evaluator (COCO bbox mAP via
-mmdet's CocoMetric, and segm with a Pix2Seq v2 instance segmentation export), as tools/test.py evaluates the PyTorch
-checkpoint.
+mmdet's CocoMetric, segm with a Pix2Seq v2 instance segmentation export, keypoint OKS AP with a keypoints export and
+the config's CocoKeypointMetric), as tools/test.py evaluates the PyTorch checkpoint.
 
 Example:
     python tools/deployment/onnx_test.py configs/pix2seq_r18-tiny_1xb16_30e_synthetic-112.py work_dirs/onnx \
@@ -31,6 +31,10 @@ def parse_args() -> argparse.Namespace:
                              'test_cfg.instance_segmentation\'s)')
     parser.add_argument('--num-samples', type=int,
                         help='polygons sampled per box (default: the exported test_cfg.instance_segmentation\'s)')
+    parser.add_argument('--no-keypoints', action='store_true',
+                        help='no keypoints, also with a keypoints export')
+    parser.add_argument('--keypoint-strategy', choices=('greedy', 'top_k', 'nucleus'),
+                        help='decoding strategy of the keypoints (default: the exported test_cfg.keypoints\'s)')
     parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (0: its default)')
     parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -49,7 +53,8 @@ def main() -> None:
                     if value is not None}
     metrics = evaluate_onnx(cfg, args.model_dir, decoder=args.decoder, encoder=args.encoder,
                             num_threads=args.threads, strategy=args.strategy, seed=args.seed, masks=masks,
-                            mask_options=mask_options or None)
+                            mask_options=mask_options or None, keypoints=False if args.no_keypoints else None,
+                            keypoint_options=dict(strategy=args.keypoint_strategy) if args.keypoint_strategy else None)
     print(json.dumps(metrics, indent=2))
     if args.out:
         with open(args.out, 'w') as file:
