@@ -678,7 +678,7 @@ def test_demo_draws_masks_without_torch(seg_export, images, tmp_path):
 # --------------------------------------------------------------------------------------------------------- keypoints
 NUM_KEYPOINTS = 4  # the synthetic shapes' extreme points
 # added to INVISIBLE's output bias in the 'invisible' case: some greedy points INVISIBLE (the box centre), some placed
-INVISIBLE_BIAS = 5.0
+INVISIBLE_BIAS = 10.0
 
 
 @pytest.fixture(scope='module', params=['suppressed', 'invisible'])
@@ -764,7 +764,7 @@ def test_greedy_keypoints_equal_pytorch(kpt_case, synthetic_cfg, images):
     data = torch_batch(model, synthetic_cfg, images)
     with torch.no_grad():
         expected = [sample.pred_instances for sample in model.predict(data['inputs'], data['data_samples'])]
-    found_points = 0
+    at_centre = []  # per point: at its box's centre
     for found, want, image in zip(got, expected, images):
         height, width = load_image(image).shape[:2]
         assert found.masks is None
@@ -777,8 +777,12 @@ def test_greedy_keypoints_equal_pytorch(kpt_case, synthetic_cfg, images):
         np.testing.assert_allclose(found.keypoints[order], want.keypoints.numpy()[want_order], atol=1e-3)
         np.testing.assert_allclose(found.keypoint_scores[order], want.keypoint_scores.numpy()[want_order], atol=1e-5)
         assert (found.keypoints >= 0).all() and (found.keypoints <= (width, height)).all()
-        found_points += len(found)
-    assert found_points > 0
+        centres = (found.bboxes[:, None, :2] + found.bboxes[:, None, 2:]) / 2
+        at_centre.append(np.isclose(found.keypoints, centres, atol=1e-2).all(-1).ravel())
+    at_centre = np.concatenate(at_centre)
+    assert len(at_centre) > 0
+    if not model.head.instance_decoding_cfgs['keypoints'].suppress_invisible:  # points placed by no sample, and not
+        assert at_centre.any() and not at_centre.all()
 
 
 def test_keypoint_decoding_matches_the_package(kpt_case):
