@@ -3,6 +3,7 @@ decoded from responses, the synthetic annotations and the COCO keypoint metric."
 import copy
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,7 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import HorizontalBoxes
 
 from pix2seq_mmdet.datasets.coco import Pix2SeqCocoDataset
-from pix2seq_mmdet.datasets.synthetic import KEYPOINT_NAMES, annotate_keypoints, extreme_points
+from pix2seq_mmdet.datasets.synthetic import KEYPOINT_NAMES, annotate_keypoints, compass_points, shape_outline
 from pix2seq_mmdet.evaluation import CocoKeypointMetric
 from pix2seq_mmdet.models.instance_sequences import KeypointSequences
 from pix2seq_mmdet.models.keypoint_prediction import KeypointDecodingConfig, responses_to_keypoints
@@ -221,13 +222,22 @@ def test_keypoint_loss_and_ground_truth_prompts(synthetic_cfg):
     assert KeypointDecodingConfig().top_p == 0.1
 
 
-def test_synthetic_keypoints_are_the_extreme_points_and_hidden_ones_are_flagged():
-    square = np.array([[10.0, 20], [20, 10], [30, 20], [20, 30]])  # a diamond: one vertex per side
-    np.testing.assert_allclose(extreme_points(square), np.array([[20, 10], [30, 20], [20, 30], [10, 20]]) + 0.5)
-    flat = np.array([[10.0, 10], [30, 10], [30, 30], [10, 30]])  # an upright square: the middle of each side
-    np.testing.assert_allclose(extreme_points(flat)[0], [20.5, 10.5])
+def test_synthetic_keypoints_are_the_outline_around_the_centre_and_hidden_ones_are_flagged():
+    square = np.array([[10.0, 20], [20, 10], [30, 20], [20, 30]])  # a diamond about (20, 20): its corners
+    np.testing.assert_allclose(compass_points(square, np.array([20.0, 20])),
+                               np.array([[20, 10], [30, 20], [20, 30], [10, 20]]) + 0.5)
+    star = shape_outline('star', np.array([50.0, 50]), 20, 0.3)  # not convex: each ray still meets it once
+    points = compass_points(star, np.array([50.0, 50])) - 0.5
+    np.testing.assert_allclose(points[[0, 2], 0], 50)  # top and bottom straight above and below the centre
+    np.testing.assert_allclose(points[[1, 3], 1], 50)
+    assert all(cv2.pointPolygonTest(star.astype(np.float32), tuple(map(float, point)), True) > -1e-3
+               for point in points)  # on the outline
+    rotated = shape_outline('square', np.array([50.0, 50]), 20, 1e-3)  # a small rotation moves the points a little
+    upright = shape_outline('square', np.array([50.0, 50]), 20, 0.0)
+    assert np.abs(compass_points(rotated, np.array([50.0, 50])) - compass_points(upright, np.array([50.0, 50]))).max() \
+        < 0.1
     cover = np.array([[25.0, 15], [35, 15], [35, 25], [25, 25]])  # drawn later, over the diamond's right point
-    keypoints = annotate_keypoints([square, cover], 32, 32)
+    keypoints = annotate_keypoints([(square, np.array([20.0, 20])), (cover, np.array([30.0, 20]))], 32, 32)
     assert keypoints[0]['keypoints'][3 * 1 + 2] == 1 and keypoints[0]['num_keypoints'] == 4
     # the later square's right side (x 35.5) is outside the 32-px image: not labelled
     assert keypoints[1]['keypoints'][3:6] == [0.0, 0.0, 0] and keypoints[1]['num_keypoints'] == 3

@@ -177,9 +177,9 @@ def test_second_run_does_not_rewrite(tmp_path):
 # refactoring must not change what `easy` and `hard` draw; a deliberate change updates these values (and
 # GENERATOR_VERSION, so stale datasets are regenerated).
 PINNED_SHA256 = {
-    'easy': ('12bbdb448df4b4c59f1ae9ec1f7e63831588ab24095722bd24e7361faa982707',
+    'easy': ('756b4ba44d9a3991820a02205e51c1d4f69982a68e62040ff3f46c74ca8a365a',
              '745fe3c05930e73b658769326a3a0f77ea3c39a78fa5a2656bac59000181d144'),
-    'hard': ('3fca0d07c3e6a2fca07fa09460e93d47fbaf1b32ef10db77e3bd6980e2b2cab0',
+    'hard': ('27a56010b397023a4ff8ad3951a585c6891e3ea594a3bc0ea66732cc55d35f6c',
              '78298edd5f6c88ad8a31986fb0c648e85a1af5fb03729e96da3af180cf28babc'),
 }
 

@@ -12,9 +12,10 @@ Every image of the ``easy`` and ``hard`` presets is ``img_size`` x ``img_size`` 
 draws each image's own size.  Images hold filled, anti-aliased shapes of four classes (``CLASSES``) on a varied
 background.  Each annotation's bbox is the tight pixel box ``[x, y, w, h]`` of the whole
 shape (pixels it covers at least half, including any part hidden by a shape drawn later), clipped to the image;
-``area`` is its pixel count, ``segmentation`` its outline polygon clipped to the image and ``keypoints`` its four
-extreme points (:data:`KEYPOINT_NAMES`, COCO's ``x, y, v`` with ``v`` 2 visible, 1 hidden by a later shape, 0 outside
-the image; each category lists their names and skeleton).
+``area`` is its pixel count, ``segmentation`` its outline polygon clipped to the image and ``keypoints`` the four
+points of its outline straight above, right of, below and left of its centre (:data:`KEYPOINT_NAMES`; every shape is
+star-shaped about its centre, so each ray meets the outline once; COCO's ``x, y, v`` with ``v`` 2 visible, 1 hidden
+by a later shape, 0 outside the image; each category lists their names and skeleton).
 
 Presets:
 
@@ -43,7 +44,7 @@ import numpy as np
 CLASSES = ('circle', 'square', 'triangle', 'star')
 SPLITS = ('train', 'val')
 # Bumped whenever the drawing code changes, so stale datasets are regenerated instead of silently reused.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 # Placement attempts per object before giving up on it (the image then holds fewer objects).
 MAX_PLACEMENT_TRIES = 30
 # A placed shape must cover at least this many pixels inside the image.
@@ -55,8 +56,9 @@ SUPERSAMPLING = 4
 # Corners of the regular polygon drawn as a circle, and a star's inner to outer radius ratio.
 CIRCLE_VERTICES = 48
 STAR_INNER_RATIO = 0.45
-# The named keypoints of every shape (its extreme points, clockwise from the top), the skeleton joining them (COCO's
-# 1-based pairs) and the keypoint each one becomes under a horizontal flip.
+# The named keypoints of every shape (the points of its outline straight above, right of, below and left of its centre),
+# the skeleton joining them (COCO's 1-based pairs) and the keypoint each one becomes under a horizontal flip.
+KEYPOINT_DIRECTIONS = ((0.0, -1.0), (1.0, 0.0), (0.0, 1.0), (-1.0, 0.0))  # x, y (down) of top, right, bottom, left
 KEYPOINT_NAMES = ('top', 'right', 'bottom', 'left')
 KEYPOINT_SKELETON = [[1, 2], [2, 3], [3, 4], [4, 1]]
 KEYPOINT_FLIP_INDICES = (0, 3, 2, 1)
@@ -276,24 +278,34 @@ def annotate(mask, outline):
                 segmentation=[[round(float(v), 2) for v in polygon.reshape(-1)]])
 
 
-def extreme_points(outline):
-    """(N, 2) outline (pixel-centre ``x, y``) -> (4, 2) its top, right, bottom and left extreme points in COCO
-    coordinates (the middle of the outline's vertices at the extreme, when several share it)."""
+def compass_points(outline, centre):
+    """(N, 2) outline and its (2,) centre (pixel-centre ``x, y``) -> (4, 2) the outline's points straight above,
+    right of, below and left of the centre (:data:`KEYPOINT_DIRECTIONS`), in COCO coordinates: where each ray from the
+    centre leaves the outline (the farthest crossing), a continuous function of the shape's position and rotation."""
+    start, edge = outline, np.roll(outline, -1, axis=0) - outline
     points = []
-    for axis, sign in ((1, -1), (0, 1), (1, 1), (0, -1)):
-        values = sign * outline[:, axis]
-        points.append(outline[values >= values.max() - 1e-6].mean(axis=0))
+    for direction in np.asarray(KEYPOINT_DIRECTIONS):
+        # centre + t * direction = start + u * edge, t > 0 and 0 <= u <= 1, solved for every edge at once
+        offset = start - centre
+        denominator = direction[0] * edge[:, 1] - direction[1] * edge[:, 0]
+        with np.errstate(divide='ignore', invalid='ignore'):
+            t = (offset[:, 0] * edge[:, 1] - offset[:, 1] * edge[:, 0]) / denominator
+            u = (offset[:, 0] * direction[1] - offset[:, 1] * direction[0]) / denominator
+        hits = (denominator != 0) & (t > 0) & (u >= 0) & (u <= 1)
+        points.append(centre + t[hits].max() * direction)
     return np.array(points) + 0.5
 
 
-def annotate_keypoints(outlines, height, width):
-    """COCO ``keypoints`` (flat ``x, y, v`` of :data:`KEYPOINT_NAMES`) and ``num_keypoints`` of every shape of one
-    image, drawn in the order of ``outlines``: a point outside the image is not labelled (``0, 0, 0``), one inside a
-    shape drawn later is labelled but hidden (``v = 1``), the others are visible (``v = 2``)."""
+def annotate_keypoints(shapes, height, width):
+    """COCO ``keypoints`` (flat ``x, y, v`` of :data:`KEYPOINT_NAMES`) and ``num_keypoints`` of every shape
+    ``(outline, centre)`` of one image, drawn in the order of ``shapes``: a point outside the image is not labelled
+    (``0, 0, 0``), one inside a shape drawn later is labelled but hidden (``v = 1``), the others are visible
+    (``v = 2``)."""
+    outlines = [outline for outline, _ in shapes]
     annotations = []
-    for index, outline in enumerate(outlines):
+    for index, (outline, centre) in enumerate(shapes):
         keypoints = []
-        for x, y in extreme_points(outline):
+        for x, y in compass_points(outline, centre):
             if not (0 <= x <= width and 0 <= y <= height):
                 keypoints += [0.0, 0.0, 0]
                 continue
@@ -317,7 +329,7 @@ def generate_image(rng, img_size, preset):
     num_objects = 0 if rng.random() < preset.empty_prob else int(rng.integers(1, preset.max_objects + 1))
 
     owner = np.full((height, width), -1, np.int32)  # index of the object visible at each pixel, -1 if none
-    visible_pixels, full_pixels, objects, outlines = [], [], [], []
+    visible_pixels, full_pixels, objects, shapes = [], [], [], []
     for _ in range(num_objects):
         category_index = int(rng.integers(len(CLASSES)))
         for _ in range(MAX_PLACEMENT_TRIES):
@@ -341,8 +353,8 @@ def generate_image(rng, img_size, preset):
         visible_pixels = list(remaining) + [int(mask.sum())]
         full_pixels.append(int(mask.sum()))
         objects.append(dict(category_id=category_index + 1, **annotate(mask, outline)))
-        outlines.append(outline)
-    for obj, keypoints in zip(objects, annotate_keypoints(outlines, height, width)):
+        shapes.append((outline, centre))
+    for obj, keypoints in zip(objects, annotate_keypoints(shapes, height, width)):
         obj.update(keypoints)
 
     canvas += rng.normal(0, rng.uniform(*preset.image_noise_sigma_range), size=canvas.shape).astype(np.float32)
