@@ -36,3 +36,5 @@ test_evaluator = val_evaluator
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [_base_.param_scheduler[0], dict(_base_.param_scheduler[1], end=max_epochs)]
 default_hooks = dict(checkpoint=dict(interval=max_epochs))
+# mmdet's visualiser that also draws the keypoints (DetInferencer, tools/demo.py, tools/test.py --show-dir)
+visualizer = dict(type='KeypointDetLocalVisualizer')

@@ -33,3 +33,5 @@ val_evaluator = [
     dict(type='CocoKeypointMetric', ann_file=data_root + 'annotations/person_keypoints_val2017.json', score_weight=1.0)
 ]
 test_evaluator = val_evaluator
+# mmdet's visualiser that also draws the keypoints (DetInferencer, tools/demo.py, tools/test.py --show-dir)
+visualizer = dict(type='KeypointDetLocalVisualizer')

@@ -27,3 +27,5 @@ val_evaluator = [
     dict(type='CocoKeypointMetric', ann_file=_base_.val_evaluator.ann_file, sigmas=[0.05] * 4)
 ]
 test_evaluator = val_evaluator
+# mmdet's visualiser that also draws the keypoints (DetInferencer, tools/demo.py, tools/test.py --show-dir)
+visualizer = dict(type='KeypointDetLocalVisualizer')

@@ -32,13 +32,13 @@ CHECKPOINT_LOADER = 'pix2seq_mmdet.engine.checkpoint_loader'
 
 def test_package_registers_in_mmdet_registries_through_custom_imports():
     cfg = Config.fromfile(str(CONFIGS[0]))
-    assert cfg.custom_imports.imports == ['pix2seq_mmdet.models', 'pix2seq_mmdet.datasets',
-                                          'pix2seq_mmdet.evaluation', 'pix2seq_mmdet.engine', CHECKPOINT_LOADER]
-    from mmdet.registry import DATA_SAMPLERS, DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS
+    assert cfg.custom_imports.imports == ['pix2seq_mmdet.models', 'pix2seq_mmdet.datasets', 'pix2seq_mmdet.evaluation',
+                                          'pix2seq_mmdet.visualization', 'pix2seq_mmdet.engine', CHECKPOINT_LOADER]
+    from mmdet.registry import DATA_SAMPLERS, DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS, VISUALIZERS
     for registry, names in ((MODELS, ('Pix2Seq', 'Pix2SeqHead', 'Pix2SeqDataPreprocessor', 'TokenProjection')),
                             (DATASETS, ('Pix2SeqCocoDataset', )), (DATA_SAMPLERS, ('BatchRepeatSampler', )),
                             (TRANSFORMS, ('LoadKeypoints', 'PackKeypointDetInputs')),
-                            (METRICS, ('CocoKeypointMetric', )),
+                            (METRICS, ('CocoKeypointMetric', )), (VISUALIZERS, ('KeypointDetLocalVisualizer', )),
                             (HOOKS, ('AtomicCheckpointHook', 'ConsistencyCheckHook', 'RandomStateHook'))):
         for name in names:
             assert registry.get(name) is not None, f'{name} missing from {registry.name}'
@@ -51,7 +51,8 @@ def test_importing_the_package_leaves_mmengines_checkpoint_loader_alone():
     import sys
     probe = ('import mmengine.runner.checkpoint as c; import {module}; '
              'print(c.CheckpointLoader._schemes[""].__module__)')
-    registering = 'pix2seq_mmdet.models, pix2seq_mmdet.datasets, pix2seq_mmdet.evaluation, pix2seq_mmdet.engine'
+    registering = ('pix2seq_mmdet.models, pix2seq_mmdet.datasets, pix2seq_mmdet.evaluation, '
+                   'pix2seq_mmdet.visualization, pix2seq_mmdet.engine')
     loader = CHECKPOINT_LOADER
     modules = {}
     for module in (registering, loader):

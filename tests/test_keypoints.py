@@ -282,3 +282,26 @@ def test_keypoint_metric_scores_oks(tmp_path):
         keypoint_metric(tmp_path, sigmas=[0.05])
     with pytest.raises(ValueError, match='no keypoints'):
         metric.process({}, [dict(img_id=1, pred_instances=dict(labels=torch.tensor([0])))])
+
+
+def test_visualiser_draws_the_keypoints_in_the_box_colour():
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    from pix2seq_mmdet.visualization import KeypointDetLocalVisualizer
+    visualiser = KeypointDetLocalVisualizer(name='keypoint_visualiser_test', keypoint_radius=2)
+    visualiser.dataset_meta = dict(classes=('a', 'b'), palette=[(255, 0, 0), (0, 255, 0)])
+    image = np.zeros((64, 96, 3), np.uint8)
+    pred = InstanceData(bboxes=torch.tensor([[10.0, 10, 50, 50]]), labels=torch.tensor([1]), scores=torch.ones(1))
+    drawn = {}
+    for with_points in (False, True):
+        sample = DetDataSample()
+        sample.pred_instances = pred.clone()
+        if with_points:
+            sample.pred_instances.keypoints = torch.tensor([[[30.0, 30], [70, 20]]])
+        visualiser.add_datasample('image', image, sample, draw_gt=False, pred_score_thr=0.5)
+        drawn[with_points] = visualiser.get_image()
+    changed = np.abs(drawn[True].astype(int) - drawn[False].astype(int)).sum(-1) > 0
+    assert changed[30, 30] and changed[20, 70] and not changed[5:, :5].any()
+    red, green, blue = drawn[True][20, 70].tolist()
+    assert green > 200 and red < 50 and blue < 50  # class 1's colour

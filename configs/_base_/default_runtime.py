@@ -1,11 +1,12 @@
 # Runtime shared by every Pix2Seq config: mmdet's scope, this package's registration, mmdet's hooks and visualiser.
 default_scope = 'mmdet'
-# pix2seq_mmdet's models, datasets, evaluation and engine register the models, datasets, transforms, metrics, hooks
-# and optimiser constructor; pix2seq_mmdet.engine.checkpoint_loader replaces mmengine's loader for local paths so that
-# mmengine's own checkpoints load on torch >= 2.6 (weights-only first, full unpickling only for a run's own work dir or
-# with PIX2SEQ_TRUST_CHECKPOINTS=1); drop it to keep mmengine's loader
+# pix2seq_mmdet's models, datasets, evaluation, visualization and engine register the models, datasets, transforms,
+# metrics, the keypoint visualiser, hooks and optimiser constructor; pix2seq_mmdet.engine.checkpoint_loader replaces
+# mmengine's loader for local paths so that mmengine's own checkpoints load on torch >= 2.6 (weights-only first, full
+# unpickling only for a run's own work dir or with PIX2SEQ_TRUST_CHECKPOINTS=1); drop it to keep mmengine's loader
 custom_imports = dict(imports=['pix2seq_mmdet.models', 'pix2seq_mmdet.datasets', 'pix2seq_mmdet.evaluation',
-                               'pix2seq_mmdet.engine', 'pix2seq_mmdet.engine.checkpoint_loader'],
+                               'pix2seq_mmdet.visualization', 'pix2seq_mmdet.engine',
+                               'pix2seq_mmdet.engine.checkpoint_loader'],
                       allow_failed_imports=False)
 
 default_hooks = dict(
