@@ -272,7 +272,10 @@ def test_keypoint_metric_scores_oks(tmp_path):
     # one prediction per box, with its best class: the other class's detections do not count
     entries = metric.predictions(metric.results)
     best = [(entry['category_id'], entry['score']) for entry in entries]
-    assert best == [(1, pytest.approx(0.7)), (2, pytest.approx(0.7))]
+    # scored half by the points (0.7), half by the box (0.9 and 0.8)
+    assert best == [(1, pytest.approx(0.8)), (2, pytest.approx(0.75))]
+    assert [entry['score'] for entry in keypoint_metric(tmp_path, sigmas=[0.05, 0.05], score_weight=1.0).predictions(
+        metric.results)] == [pytest.approx(0.7)] * 2  # the official points-only score
     assert metric.evaluate(1)['coco/keypoints_mAP'] == 1.0
     metric.process({}, [keypoint_prediction(6.0)])  # OKS exp(-72 / (2 * 900 * 0.01)) = 0.018 per point
     assert metric.evaluate(1)['coco/keypoints_mAP'] == 0.0

@@ -23,20 +23,23 @@ class CocoKeypointMetric(BaseMetric):
     One prediction per distinct box, as the keypoint task answers one prompt per box: detections that share a box
     (``classes_per_box`` > 1) count once, with the class and score of the best of them.  Each prediction is scored as
     the official task scores it: ``score_weight`` times the mean of its keypoint scores plus ``1 - score_weight``
-    times its box score (official ``points_score_weight`` 1.0: the points' alone).
+    times its box score.  The official ``points_score_weight`` is 1.0, the points' alone, with the ground-truth boxes
+    as prompts (``use_gt_box_at_test``), where every box scores 1; prompted with detections, the box score says whether
+    the object is there at all, so the default weighs both.
 
     Args:
         ann_file (str): The COCO file with ``keypoints`` (and ``num_keypoints``) in its annotations.
         sigmas (Sequence[float], optional): Per-keypoint OKS constants (``COCOeval.params.kpt_oks_sigmas``);
             default COCO's person constants, which need 17 keypoints.
-        score_weight (float): Weight of the keypoint scores in a prediction's score, in [0, 1].
+        score_weight (float): Weight of the keypoint scores in a prediction's score, in [0, 1] (default 0.5;
+            official 1.0).
         collect_device (str): mmengine's result collection device.
         prefix (str, optional): Metric name prefix (default ``coco``).
         backend_args (dict, optional): File backend of ``ann_file``.
     """
     default_prefix: Optional[str] = 'coco'
 
-    def __init__(self, ann_file: str, sigmas: Optional[Sequence[float]] = None, score_weight: float = 1.0,
+    def __init__(self, ann_file: str, sigmas: Optional[Sequence[float]] = None, score_weight: float = 0.5,
                  collect_device: str = 'cpu', prefix: Optional[str] = None,
                  backend_args: Optional[dict] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
