@@ -331,17 +331,14 @@ def test_int8_decoder(export_dir, images):
 
 
 # ------------------------------------------------------------------------------------------------- evaluation
-def test_onnx_evaluation_equals_pytorch_evaluation(model, export_dir, synthetic_cfg, synthetic_root):
+def assert_onnx_evaluation_equals_pytorch(model, export_dir, cfg, metric_key: str, **decoding) -> None:
+    """The config's evaluator gives the same metrics (``metric_key`` among them) for the ONNX export (decoded with
+    ``decoding`` overrides) and for ``model``."""
     from mmengine.evaluator import Evaluator
     from mmengine.runner import Runner
 
     from pix2seq_mmdet.deploy.evaluation import evaluate_onnx
-    cfg = copy.deepcopy(synthetic_cfg)
-    cfg.test_dataloader.dataset.data_root = str(synthetic_root)
-    cfg.test_dataloader.batch_size = 4
-    cfg.test_evaluator.ann_file = str(synthetic_root / 'annotations' / 'instances_val.json')
-    got = evaluate_onnx(cfg, export_dir[0], strategy='greedy', constrained=True)
-    model = constrained(model)
+    got = evaluate_onnx(cfg, export_dir, **decoding)
     evaluator = Evaluator(cfg.test_evaluator)
     dataloader = Runner.build_dataloader(cfg.test_dataloader)
     evaluator.dataset_meta = dataloader.dataset.metainfo
@@ -349,9 +346,24 @@ def test_onnx_evaluation_equals_pytorch_evaluation(model, export_dir, synthetic_
         for data_batch in dataloader:
             evaluator.process(data_samples=model.test_step(data_batch), data_batch=data_batch)
     expected = evaluator.evaluate(len(dataloader.dataset))
-    assert got.keys() == expected.keys() and 'coco/bbox_mAP' in got
+    assert got.keys() == expected.keys() and metric_key in got
     for key in expected:
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+def small_test_set(synthetic_cfg, synthetic_root):
+    """The synthetic config on the tests' small dataset, 4 images per batch."""
+    cfg = copy.deepcopy(synthetic_cfg)
+    cfg.test_dataloader.dataset.data_root = str(synthetic_root)
+    cfg.test_dataloader.batch_size = 4
+    return cfg
+
+
+def test_onnx_evaluation_equals_pytorch_evaluation(model, export_dir, synthetic_cfg, synthetic_root):
+    cfg = small_test_set(synthetic_cfg, synthetic_root)
+    cfg.test_evaluator.ann_file = str(synthetic_root / 'annotations' / 'instances_val.json')
+    assert_onnx_evaluation_equals_pytorch(constrained(model), export_dir[0], cfg, 'coco/bbox_mAP', strategy='greedy',
+                                          constrained=True)
 
 
 # ------------------------------------------------------------------------------------------- tools, no torch
@@ -634,26 +646,10 @@ def test_polygon_decoding_and_distinct_boxes_match_the_package(seg_model, seg_ex
 
 
 def test_onnx_segm_evaluation_equals_pytorch_evaluation(seg_model, seg_export, synthetic_cfg, synthetic_root):
-    from mmengine.evaluator import Evaluator
-    from mmengine.runner import Runner
-
-    from pix2seq_mmdet.deploy.evaluation import evaluate_onnx
-    cfg = copy.deepcopy(synthetic_cfg)
-    cfg.test_dataloader.dataset.data_root = str(synthetic_root)
-    cfg.test_dataloader.batch_size = 4
+    cfg = small_test_set(synthetic_cfg, synthetic_root)
     cfg.test_evaluator.update(ann_file=str(synthetic_root / 'annotations' / 'instances_val.json'),
                               metric=['bbox', 'segm'])
-    got = evaluate_onnx(cfg, seg_export)
-    evaluator = Evaluator(cfg.test_evaluator)
-    dataloader = Runner.build_dataloader(cfg.test_dataloader)
-    evaluator.dataset_meta = dataloader.dataset.metainfo
-    with torch.no_grad():
-        for data_batch in dataloader:
-            evaluator.process(data_samples=seg_model.test_step(data_batch), data_batch=data_batch)
-    expected = evaluator.evaluate(len(dataloader.dataset))
-    assert got.keys() == expected.keys() and 'coco/segm_mAP' in got
-    for key in expected:
-        assert got[key] == pytest.approx(expected[key], abs=1e-6), key
+    assert_onnx_evaluation_equals_pytorch(seg_model, seg_export, cfg, 'coco/segm_mAP')
 
 
 def test_demo_draws_masks_without_torch(seg_export, images, tmp_path):
@@ -828,28 +824,12 @@ def test_nucleus_keypoints_are_seeded(kpt_case, images):
 def test_onnx_keypoint_evaluation_equals_pytorch_evaluation(kpt_case, synthetic_cfg, synthetic_root):
     """bbox AP through ``CocoMetric`` and keypoint AP through ``CocoKeypointMetric``, as the keypoints config
     evaluates."""
-    from mmengine.evaluator import Evaluator
-    from mmengine.runner import Runner
-
-    from pix2seq_mmdet.deploy.evaluation import evaluate_onnx
     model, out_dir = kpt_case
-    cfg = copy.deepcopy(synthetic_cfg)
-    cfg.test_dataloader.dataset.data_root = str(synthetic_root)
-    cfg.test_dataloader.batch_size = 4
+    cfg = small_test_set(synthetic_cfg, synthetic_root)
     ann_file = str(synthetic_root / 'annotations' / 'instances_val.json')
     cfg.test_evaluator = [dict(cfg.test_evaluator, ann_file=ann_file),
                           dict(type='CocoKeypointMetric', ann_file=ann_file, sigmas=[0.05] * NUM_KEYPOINTS)]
-    got = evaluate_onnx(cfg, out_dir)
-    evaluator = Evaluator(cfg.test_evaluator)
-    dataloader = Runner.build_dataloader(cfg.test_dataloader)
-    evaluator.dataset_meta = dataloader.dataset.metainfo
-    with torch.no_grad():
-        for data_batch in dataloader:
-            evaluator.process(data_samples=model.test_step(data_batch), data_batch=data_batch)
-    expected = evaluator.evaluate(len(dataloader.dataset))
-    assert got.keys() == expected.keys() and 'coco/keypoints_mAP' in got
-    for key in expected:
-        assert got[key] == pytest.approx(expected[key], abs=1e-6), key
+    assert_onnx_evaluation_equals_pytorch(model, out_dir, cfg, 'coco/keypoints_mAP')
 
 
 def test_demo_draws_keypoints_without_torch(kpt_case, images, tmp_path):
