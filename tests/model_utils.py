@@ -20,6 +20,18 @@ def build_model(cfg, max_objects=6, **test_cfg):
     return model
 
 
+def build_v2_model(cfg, task: str, tokenizer: dict, **test_cfg):
+    """The synthetic config's model without its auxiliary head, with a Pix2Seq v2 ``task``: ``tokenizer`` updates
+    (its tasks, sizes) and ``test_cfg`` as ``test_cfg.<task>``."""
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.aux_head = None
+    model_cfg.head.tokenizer.update(tokenizer)
+    model_cfg.test_cfg.update({task: test_cfg})
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    return model
+
+
 def widen_decoder(model, seed=1):
     """Draw the head's weights and embeddings with a larger spread than the initialisation's (std 0.02), so that a
     randomly initialised decoder's greedy sequences vary with the position and the image instead of repeating one

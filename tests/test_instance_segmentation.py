@@ -19,6 +19,7 @@ from pix2seq_mmdet.models.instance_prediction import distinct_boxes
 from pix2seq_mmdet.models.mask_prediction import MaskDecodingConfig, responses_to_masks
 from pix2seq_mmdet.models.sequence_augmentation import SequenceAugmentation
 from pix2seq_mmdet.models.tokenizer import Pix2SeqTokenizer
+from model_utils import build_v2_model
 
 V2 = ('detection', 'instance_segmentation')
 
@@ -230,13 +231,7 @@ def test_distinct_boxes_share_a_mask_and_respect_the_cap():
 
 
 def seg_model(synthetic_cfg, **test_cfg):
-    cfg = copy.deepcopy(synthetic_cfg.model)
-    cfg.aux_head = None
-    cfg.head.tokenizer.update(tasks=V2, max_points_per_object=16)
-    cfg.test_cfg.update(instance_segmentation=test_cfg)
-    model = MODELS.build(cfg)
-    model.init_weights()
-    return model
+    return build_v2_model(synthetic_cfg, 'instance_segmentation', dict(tasks=V2, max_points_per_object=16), **test_cfg)
 
 
 def test_each_instance_row_reads_its_own_image(synthetic_cfg):

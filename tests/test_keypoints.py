@@ -17,6 +17,7 @@ from pix2seq_mmdet.evaluation import CocoKeypointMetric
 from pix2seq_mmdet.models.instance_sequences import KeypointSequences
 from pix2seq_mmdet.models.keypoint_prediction import KeypointDecodingConfig, responses_to_keypoints
 from pix2seq_mmdet.models.tokenizer import PROMPT_LENGTH, Pix2SeqTokenizer
+from model_utils import build_v2_model
 
 TASKS = ('detection', 'keypoints')
 # a 96 x 64 image with two objects of 3 keypoints: (x, y, v) each
@@ -188,13 +189,7 @@ def test_training_keypoints_decode_to_the_annotation_at_the_original_size():
 
 
 def kpt_model(synthetic_cfg, **test_cfg):
-    cfg = copy.deepcopy(synthetic_cfg.model)
-    cfg.aux_head = None
-    cfg.head.tokenizer.update(tasks=TASKS, num_keypoints=3)
-    cfg.test_cfg.update(keypoints=test_cfg)
-    model = MODELS.build(cfg)
-    model.init_weights()
-    return model
+    return build_v2_model(synthetic_cfg, 'keypoints', dict(tasks=TASKS, num_keypoints=3), **test_cfg)
 
 
 def test_keypoint_loss_and_ground_truth_prompts(synthetic_cfg):
