@@ -545,7 +545,7 @@ def test_greedy_responses_equal_pytorch_for_the_same_prompts(seg_model, seg_expo
     """Random prompts on random images of the batch: the runtime's greedy responses (the prompt fed one token per
     step through the step graph) against ``decode_responses`` over the head's cache (the prompt as one chunk)."""
     from pix2seq_mmdet.models.decoding import decode_responses
-    from pix2seq_mmdet.models.mask_prediction import polygon_constraint
+    from pix2seq_mmdet.models.mask_prediction import MaskDecodingConfig
     detector = ort_runtime.Pix2SeqRuntime(seg_export)
     encoded = detector.encode(detector.preprocess(images)[0])
     head, tokenizer = seg_model.head, seg_model.head.tokenizer
@@ -561,7 +561,7 @@ def test_greedy_responses_equal_pytorch_for_the_same_prompts(seg_model, seg_expo
         want, want_probs = decode_responses(lambda tokens, position: head.forward_step(tokens, position, cache)[:, -1],
                                             prompts, tokenizer.response_len, tokenizer.EOS, tokenizer.PAD,
                                             DecodingConfig(strategy='greedy'),
-                                            polygon_constraint(tokenizer, 'cpu') if constrained else None)
+                                            MaskDecodingConfig(constrained=constrained).constraint(tokenizer, 'cpu'))
     assert got.shape == (12, tokenizer.response_len)
     assert (got == want.numpy()).all()
     np.testing.assert_allclose(got_probs, want_probs.numpy(), atol=1e-5)
@@ -724,7 +724,6 @@ def test_greedy_keypoint_responses_equal_pytorch_for_the_same_prompts(kpt_case, 
     """Random prompts on random images of the batch: the runtime's greedy responses and token probabilities against
     ``decode_responses`` over the head's cache with the head's keypoint constraint."""
     from pix2seq_mmdet.models.decoding import decode_responses
-    from pix2seq_mmdet.models.keypoint_prediction import keypoint_constraint
     model, out_dir = kpt_case
     detector = ort_runtime.Pix2SeqRuntime(out_dir)
     encoded = detector.encode(detector.preprocess(images)[0])
@@ -742,7 +741,7 @@ def test_greedy_keypoint_responses_equal_pytorch_for_the_same_prompts(kpt_case, 
                                 tokenizer.task_seq_len('keypoints'))
         want, want_probs = decode_responses(lambda tokens, position: head.forward_step(tokens, position, cache)[:, -1],
                                             prompts, tokenizer.keypoints_response_len, tokenizer.EOS, tokenizer.PAD,
-                                            cfg.decoding, keypoint_constraint(tokenizer, 'cpu', cfg.suppress_invisible))
+                                            cfg.decoding, cfg.constraint(tokenizer, 'cpu'))
     assert got.shape == got_probs.shape == (12, 2 * NUM_KEYPOINTS)
     assert (got == want.numpy()).all()
     np.testing.assert_allclose(got_probs, want_probs.numpy(), atol=1e-5)

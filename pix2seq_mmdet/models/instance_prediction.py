@@ -69,6 +69,14 @@ class InstanceDecodingConfig:
         raise NotImplementedError
 
 
+def coordinate_constraint(tokenizer: Pix2SeqTokenizer, device: torch.device, *tokens: int) -> Tensor:
+    """(V,) additive logit mask of a response allowing the coordinates and ``tokens`` (0), nothing else (-inf)."""
+    constraint = torch.full((tokenizer.vocab_size, ), float('-inf'), device=device)
+    constraint[tokenizer.coordinates] = 0
+    constraint[list(tokens)] = 0
+    return constraint
+
+
 def boxes_in_frame(bboxes: Tensor, img_meta: dict, rescaled: bool, tokenizer: Pix2SeqTokenizer) -> Tensor:
     """(N, 4) pixel ``xyxy`` boxes as the head reports them (in the original image when ``rescaled``, else in the
     resized image) -> (N, 4) normalised ``yxyx`` of the padded frame, as the model reads them: the inverse of

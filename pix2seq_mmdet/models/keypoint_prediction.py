@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..structures.polygons import frame_points_to_pixels
-from .instance_prediction import InstanceDecodingConfig
+from .instance_prediction import InstanceDecodingConfig, coordinate_constraint
 from .tokenizer import Pix2SeqTokenizer
 
 
@@ -36,7 +36,8 @@ class KeypointDecodingConfig(InstanceDecodingConfig):
         return tokenizer.keypoints_response_len
 
     def constraint(self, tokenizer: Pix2SeqTokenizer, device: torch.device) -> Optional[Tensor]:
-        return keypoint_constraint(tokenizer, device, self.suppress_invisible)
+        """Coordinates, and ``INVISIBLE`` unless ``suppress_invisible``."""
+        return coordinate_constraint(tokenizer, device, *(() if self.suppress_invisible else (tokenizer.INVISIBLE, )))
 
     def outputs(self, responses: Tensor, token_probs: Tensor, boxes_yxyx: Tensor, tokenizer: Pix2SeqTokenizer,
                 img_meta: dict, rescale: bool) -> Dict[str, Tensor]:
@@ -44,16 +45,6 @@ class KeypointDecodingConfig(InstanceDecodingConfig):
         keypoints, scores = responses_to_keypoints(responses, token_probs, boxes_yxyx, tokenizer, img_meta, rescale,
                                                    self.num_samples)
         return dict(keypoints=keypoints, keypoint_scores=scores)
-
-
-def keypoint_constraint(tokenizer: Pix2SeqTokenizer, device: torch.device, suppress_invisible: bool) -> Tensor:
-    """(V,) additive logit mask allowing a keypoint response's tokens: coordinates, and ``INVISIBLE`` unless
-    ``suppress_invisible``."""
-    constraint = torch.full((tokenizer.vocab_size, ), float('-inf'), device=device)
-    constraint[tokenizer.coordinates] = 0
-    if not suppress_invisible:
-        constraint[tokenizer.INVISIBLE] = 0
-    return constraint
 
 
 def responses_to_keypoints(responses: Tensor, token_probs: Tensor, boxes_yxyx: Tensor, tokenizer: Pix2SeqTokenizer,

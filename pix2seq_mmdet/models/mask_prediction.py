@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..structures.polygons import sampled_polygons_to_masks
-from .instance_prediction import InstanceDecodingConfig
+from .instance_prediction import InstanceDecodingConfig, coordinate_constraint
 from .tokenizer import Pix2SeqTokenizer
 
 
@@ -44,7 +44,9 @@ class MaskDecodingConfig(InstanceDecodingConfig):
         return tokenizer.response_len
 
     def constraint(self, tokenizer: Pix2SeqTokenizer, device: torch.device) -> Optional[Tensor]:
-        return polygon_constraint(tokenizer, device) if self.constrained else None
+        """Coordinates, SEPARATOR and EOS when ``constrained``."""
+        return coordinate_constraint(tokenizer, device, tokenizer.SEPARATOR, tokenizer.EOS) if self.constrained \
+            else None
 
     def outputs(self, responses: Tensor, token_probs: Tensor, boxes_yxyx: Tensor, tokenizer: Pix2SeqTokenizer,
                 img_meta: dict, rescale: bool) -> Dict[str, Tensor]:
@@ -63,11 +65,3 @@ def responses_to_masks(responses: Tensor, tokenizer: Pix2SeqTokenizer, img_meta:
     samples = [[part.numpy() for part in tokenizer.decode_polygon(response)] for response in responses]
     return sampled_polygons_to_masks(samples, cfg.num_samples, cfg.threshold, out_hw, frame_hw,
                                      img_meta['img_shape'][:2], flip_direction, scale_factor)
-
-
-def polygon_constraint(tokenizer: Pix2SeqTokenizer, device: torch.device) -> Tensor:
-    """(V,) additive logit mask allowing a polygon response's tokens: coordinates, SEPARATOR and EOS."""
-    constraint = torch.full((tokenizer.vocab_size, ), float('-inf'), device=device)
-    constraint[tokenizer.coordinates] = 0
-    constraint[[tokenizer.SEPARATOR, tokenizer.EOS]] = 0
-    return constraint
