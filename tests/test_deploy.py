@@ -511,8 +511,8 @@ def test_seg_export_records_the_task(seg_model, seg_export):
     assert tokenizer.num_positions == tokenizer.instance_seq_len > tokenizer.seq_len
     assert meta['geometry']['cache_len'] == tokenizer.num_positions
     assert meta['vocabulary']['instance_segmentation'] == dict(
-        task_prompts=tokenizer.task_prompts, separator=tokenizer.SEPARATOR, max_points_per_object=16,
-        response_len=tokenizer.response_len, instance_seq_len=tokenizer.instance_seq_len)
+        task_prompt=tokenizer.task_prompts['instance_segmentation'], separator=tokenizer.SEPARATOR,
+        max_points_per_object=16, response_len=tokenizer.response_len, instance_seq_len=tokenizer.instance_seq_len)
     assert meta['mask_decoding']['num_samples'] == 1 and meta['mask_decoding']['strategy'] == 'greedy'
     assert meta['vocabulary']['keypoints'] is None and meta['keypoint_decoding'] is None
     assert meta['check']['fp32_logits_max_abs_diff'] < 1e-4
@@ -707,8 +707,9 @@ def test_kpt_export_records_the_task(kpt_case, images):
     meta = json.loads((out_dir / 'pix2seq.json').read_text())
     head, tokenizer = model.head, model.head.tokenizer
     assert meta['geometry']['cache_len'] == tokenizer.num_positions
-    assert meta['vocabulary']['keypoints'] == dict(task_prompts=tokenizer.task_prompts, invisible=tokenizer.INVISIBLE,
-                                                   num_keypoints=NUM_KEYPOINTS, response_len=2 * NUM_KEYPOINTS)
+    assert meta['vocabulary']['keypoints'] == dict(task_prompt=tokenizer.task_prompts['keypoints'],
+                                                   invisible=tokenizer.INVISIBLE, num_keypoints=NUM_KEYPOINTS,
+                                                   response_len=2 * NUM_KEYPOINTS)
     assert meta['keypoint_decoding'] == asdict(head.instance_decoding_cfgs['keypoints'])
     assert meta['vocabulary']['instance_segmentation'] is None and meta['mask_decoding'] is None
     assert meta['check']['fp32_logits_max_abs_diff'] < 1e-4

@@ -22,9 +22,9 @@ Files written into the output folder (``tools/deployment/pytorch2onnx.py`` is th
   (``int8_encoder``) the same for the encoder's MatMuls (its convolutions stay fp32).
 * ``pix2seq.json``: format version, a random ``export_id`` (also stamped into every graph's metadata) and each
   graph's sha256, inputs and outputs; the vocabulary layout (special ids, class token ids, coordinate offset,
-  ``num_bins``, ``max_objects``, the constrained-decoding table; with the ``instance_segmentation`` task the task
-  prompt ids, ``SEPARATOR``, ``response_len`` and ``instance_seq_len``, with the ``keypoints`` task under
-  ``keypoints`` the task prompt ids, ``INVISIBLE``, ``num_keypoints`` and the response length), the preprocessing
+  ``num_bins``, ``max_objects``, the constrained-decoding table; with the ``instance_segmentation`` task the task's
+  prompt token, ``SEPARATOR``, ``response_len`` and ``instance_seq_len``, with the ``keypoints`` task under
+  ``keypoints`` the task's prompt token, ``INVISIBLE``, ``num_keypoints`` and the response length), the preprocessing
   (test pipeline ``Resize``, mean/std, channel order, ``pad_size``, ``pad_value``), the decoder geometry, class
   names, decoding defaults and the opset; ``mask_decoding`` and ``keypoint_decoding``, the
   ``test_cfg.instance_segmentation`` and ``test_cfg.keypoints`` defaults (``MaskDecodingConfig``,
@@ -158,18 +158,17 @@ def instance_segmentation_spec(tokenizer) -> Optional[dict]:
     """The instance segmentation task's tokens and lengths (None without the task)."""
     if 'instance_segmentation' not in tokenizer.tasks:
         return None
-    return dict(task_prompts={task: int(token) for task, token in tokenizer.task_prompts.items()},
-                separator=int(tokenizer.SEPARATOR), max_points_per_object=tokenizer.max_points_per_object,
-                response_len=tokenizer.response_len, instance_seq_len=tokenizer.instance_seq_len)
+    return dict(task_prompt=int(tokenizer.task_prompts['instance_segmentation']), separator=int(tokenizer.SEPARATOR),
+                max_points_per_object=tokenizer.max_points_per_object, response_len=tokenizer.response_len,
+                instance_seq_len=tokenizer.instance_seq_len)
 
 
 def keypoints_spec(tokenizer) -> Optional[dict]:
     """The keypoints task's tokens and response length (None without the task)."""
     if 'keypoints' not in tokenizer.tasks:
         return None
-    return dict(task_prompts={task: int(token) for task, token in tokenizer.task_prompts.items()},
-                invisible=int(tokenizer.INVISIBLE), num_keypoints=tokenizer.num_keypoints,
-                response_len=tokenizer.keypoints_response_len)
+    return dict(task_prompt=int(tokenizer.task_prompts['keypoints']), invisible=int(tokenizer.INVISIBLE),
+                num_keypoints=tokenizer.num_keypoints, response_len=tokenizer.keypoints_response_len)
 
 
 def vocabulary_spec(tokenizer) -> dict:

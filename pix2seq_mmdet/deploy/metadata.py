@@ -75,12 +75,12 @@ class Vocabulary:
         self.task_prompts = {}  # instance task -> its prompt token; a task's key is absent or null without it
         segmentation = spec.get('instance_segmentation')
         if segmentation is not None:
-            self.task_prompts['instance_segmentation'] = int(segmentation['task_prompts']['instance_segmentation'])
+            self.task_prompts['instance_segmentation'] = int(segmentation['task_prompt'])
             self.separator = int(segmentation['separator'])
             self.response_len = int(segmentation['response_len'])
         keypoints = spec.get('keypoints')
         if keypoints is not None:
-            self.task_prompts['keypoints'] = int(keypoints['task_prompts']['keypoints'])
+            self.task_prompts['keypoints'] = int(keypoints['task_prompt'])
             self.invisible = int(keypoints['invisible'])
             self.num_keypoints = int(keypoints['num_keypoints'])
             self.keypoints_response_len = int(keypoints['response_len'])
