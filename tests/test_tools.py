@@ -1,6 +1,5 @@
 """The mmdet workflow end to end on a tiny synthetic set: train.py, test.py (CocoMetric), resume, dist_train.sh with
 two CPU processes (gloo), DetInferencer / demo.py and browse_dataset.py."""
-import copy
 import json
 import os
 import subprocess
@@ -189,15 +188,21 @@ def test_time_budget_gives_each_config_the_reference_seconds_from_per_round_rati
     assert budget_s == pytest.approx(40 * 10 * 0.1)
 
 
-def test_vocabulary_ceiling_scores_the_ground_truth_and_falls_with_coarser_bins(synthetic_root):
+def ceiling_of(config: Path, synthetic_root: Path, **options):
+    """``vocabulary_ceiling`` of ``config`` with ``options`` (``--cfg-options``) on the tests' small dataset (its
+    val images and annotation file, in every metric of the evaluator)."""
     from mmengine.config import Config
-    ceiling = load_tool('vocabulary_ceiling')
-    cfg = Config.fromfile(str(SYNTHETIC_CONFIG))
-    cfg.merge_from_dict({'test_dataloader.dataset.data_root': f'{synthetic_root}/',
-                         'test_evaluator.ann_file': f'{synthetic_root}/annotations/instances_val.json'})
-    fine = ceiling.vocabulary_ceiling(copy.deepcopy(cfg))
-    cfg.merge_from_dict({'model.head.tokenizer.num_bins': 8})
-    coarse = ceiling.vocabulary_ceiling(cfg)
+    cfg = Config.fromfile(str(config))
+    cfg.merge_from_dict({'test_dataloader.dataset.data_root': f'{synthetic_root}/', **options})
+    metrics = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    for metric in metrics:
+        metric.ann_file = f'{synthetic_root}/annotations/instances_val.json'
+    return load_tool('vocabulary_ceiling').vocabulary_ceiling(cfg)
+
+
+def test_vocabulary_ceiling_scores_the_ground_truth_and_falls_with_coarser_bins(synthetic_root):
+    fine = ceiling_of(SYNTHETIC_CONFIG, synthetic_root)
+    coarse = ceiling_of(SYNTHETIC_CONFIG, synthetic_root, **{'model.head.tokenizer.num_bins': 8})
     assert fine['coco/bbox_mAP_50'] == 1.0 and fine['coco/bbox_mAP'] > 0.95, fine
     assert coarse['coco/bbox_mAP'] < fine['coco/bbox_mAP'] - 0.2, coarse
 
@@ -206,14 +211,9 @@ def test_vocabulary_ceiling_reads_the_polygons_back_into_the_annotated_masks(syn
     """With the instance segmentation task the ground-truth outlines, through the task's tokens and the prediction's
     rasterisation at the original size, score as the annotation's masks (the test images, 128 px, are resized into the
     112-px frame); too few points per object lose most of the outlines."""
-    from mmengine.config import Config
-    ceiling = load_tool('vocabulary_ceiling')
-    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'pix2seq-v2_r18-tiny_1xb16_26e_synthetic-112.py'))
-    cfg.merge_from_dict({'test_dataloader.dataset.data_root': f'{synthetic_root}/',
-                         'test_evaluator.ann_file': f'{synthetic_root}/annotations/instances_val.json'})
-    full = ceiling.vocabulary_ceiling(copy.deepcopy(cfg))
-    cfg.merge_from_dict({'model.head.tokenizer.max_points_per_object': 3})
-    truncated = ceiling.vocabulary_ceiling(cfg)
+    config = REPO_ROOT / 'configs' / 'pix2seq-v2_r18-tiny_1xb16_26e_synthetic-112.py'
+    full = ceiling_of(config, synthetic_root)
+    truncated = ceiling_of(config, synthetic_root, **{'model.head.tokenizer.max_points_per_object': 3})
     assert full['coco/segm_mAP_50'] == 1.0 and full['coco/segm_mAP'] > 0.9, full
     assert truncated['coco/segm_mAP'] < full['coco/segm_mAP'] - 0.2, truncated
 
@@ -221,15 +221,8 @@ def test_vocabulary_ceiling_reads_the_polygons_back_into_the_annotated_masks(syn
 def test_vocabulary_ceiling_reads_the_keypoints_back(synthetic_root):
     """With the keypoint task the ground-truth points, through the task's tokens and back to the original image, score
     keypoint AP 1 with the recipe's bins and OKS constants; 8 bins move them out of the OKS tolerance."""
-    from mmengine.config import Config
-    ceiling = load_tool('vocabulary_ceiling')
-    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'pix2seq-v2-keypoints_r18-tiny_1xb16_28e_synthetic-112.py'))
-    ann_file = f'{synthetic_root}/annotations/instances_val.json'
-    cfg.test_dataloader.dataset.data_root = f'{synthetic_root}/'
-    for metric in cfg.test_evaluator:
-        metric.ann_file = ann_file
-    fine = ceiling.vocabulary_ceiling(copy.deepcopy(cfg))
-    cfg.merge_from_dict({'model.head.tokenizer.num_bins': 8})
-    coarse = ceiling.vocabulary_ceiling(cfg)
+    config = REPO_ROOT / 'configs' / 'pix2seq-v2-keypoints_r18-tiny_1xb16_28e_synthetic-112.py'
+    fine = ceiling_of(config, synthetic_root)
+    coarse = ceiling_of(config, synthetic_root, **{'model.head.tokenizer.num_bins': 8})
     assert fine['coco/keypoints_mAP'] == 1.0, fine
     assert coarse['coco/keypoints_mAP'] < 0.5, coarse
