@@ -131,6 +131,16 @@ def test_config_builds_its_model_for_its_dataset(config: Path):
     check_model_fits_its_dataset(cfg, MODELS.build(cfg.model))
 
 
+@pytest.mark.parametrize('config', COCO_CONFIGS, ids=config_ids(COCO_CONFIGS))
+def test_coco_config_resizes_into_its_frame_for_training_and_testing(config: Path):
+    """A 1024- or 1333-px config must not train or test at another frame (e.g. a 640-px pipeline it inherits)."""
+    cfg = Config.fromfile(str(config))
+    frame = tuple(cfg.model.data_preprocessor.pad_size)
+    sizes = [tuple(step[key]) for dataloader in (cfg.train_dataloader, cfg.test_dataloader)
+             for step in dataloader.dataset.pipeline for key in ('scale', 'crop_size') if key in step]
+    assert len(sizes) >= 3 and set(sizes) == {frame}, (frame, sizes)
+
+
 @pytest.mark.parametrize('config', SYNTHETIC_CONFIGS, ids=config_ids(SYNTHETIC_CONFIGS))
 def test_config_trains_one_step_at_its_frame(config: Path, synthetic_root):
     """A frame the auxiliary head's stride does not fit, or a Resize larger than the frame, fails here."""

@@ -5,16 +5,13 @@
 #   python tools/model_converters/pix2seq_tf2mmdet.py resnet_640x640_b256_s400k/ \
 #       checkpoints/pix2seq_r50-official_obj365-640.pth
 #   tools/dist_train.sh configs/official/pix2seq_r50-official-o365pre_8xb4_40e_coco-640.py 8
-_base_ = './pix2seq_r50-official_8xb4_300e_coco-640.py'
-load_from = 'checkpoints/pix2seq_r50-official_obj365-640.pth'
-max_epochs = 40
-warmup_epochs = 2
-train_cfg = dict(max_epochs=max_epochs, val_interval=5)
-optim_wrapper = dict(optimizer=dict(lr=3e-5))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
-    dict(type='LinearLR', start_factor=1.0, end_factor=0.01, by_epoch=True, begin=warmup_epochs, end=max_epochs,
-         convert_to_iter_based=True)
+_base_ = [
+    '../_base_/models/pix2seq_r50-official.py', '../_base_/datasets/coco_detection_lsj-640.py',
+    '../_base_/schedules/adamw_finetune_40e.py', '../_base_/default_runtime.py'
 ]
-auto_scale_lr = dict(enable=False, base_batch_size=32)
+load_from = 'checkpoints/pix2seq_r50-official_obj365-640.pth'
+model = dict(data_preprocessor=dict(pad_size=(640, 640)))
+# the official evaluation batch is 8 images
+val_dataloader = dict(batch_size=8)
+test_dataloader = val_dataloader
 sync_bn = 'torch'

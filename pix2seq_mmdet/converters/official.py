@@ -19,7 +19,7 @@ import json
 import os
 import re
 from glob import glob
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ import torch
 CHECKPOINT_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
 MODEL_PREFIX = 'model/'
 RESNET = 'encoder/resnet'
+VIT = 'encoder'  # the official VisionTransformer is the model's encoder
 ENCODER_LAYERS = 'encoder/transformer_encoder/enc_layers'
 DECODER_LAYERS = 'decoder/decoder/dec_layers'
 BN_NAMES = {'weight': 'gamma', 'bias': 'beta', 'running_mean': 'moving_mean', 'running_var': 'moving_variance'}
@@ -125,13 +126,27 @@ def _section(config: dict, name: str) -> dict:
     return config.get(name, {}) if isinstance(config.get(name), dict) else {}
 
 
+def official_tasks(config: dict) -> List[str]:
+    """The official task names of a config (``tasks``, else ``task``), e.g. ``['object_detection']``."""
+    tasks = config.get('tasks') or [_section(config, 'task')]
+    return [task.get('name', 'object_detection') for task in tasks if isinstance(task, dict)]
+
+
+def _official_task(config: dict, name: str) -> dict:
+    for task in config.get('tasks') or [_section(config, 'task')]:
+        if isinstance(task, dict) and task.get('name') == name:
+            return task
+    return {}
+
+
 def official_model_options(config: dict) -> Dict[str, object]:
     """An official ``config.json`` (the whole config, or its ``model`` section) -> ``Config.merge_from_dict`` options
-    (dotted keys under ``model.``) that size a model of ``configs/official`` like it: ResNet depth, width, variant,
-    Transformer widths, depths and heads, the frame (``image_size``), and from the ``task`` section the bins and the
-    number of objects.  Fails on options this package does not implement (ViT encoders, ``c3``/``dc5`` variants,
-    selective kernels, other decoder projections or position codes, a vocabulary other than 3000 tokens with
-    coordinates at 1000)."""
+    (dotted keys under ``model.``) that size a model of ``configs/official`` like it: the encoder (ResNet depth,
+    width and variant and the Transformer encoder; or the ViT's patch, width, depth and heads), the decoder's
+    widths, depths and heads, the frame (``image_size``), the vocabulary size, and from the ``task`` sections the
+    bins, the number of objects and the instance tasks (polygon points, keypoints).  Fails on options this package
+    does not implement (``c3``/``dc5`` variants, selective kernels, a class token, learned image positions, other
+    decoder projections or position codes, coordinates not at 1000)."""
     model = _section(config, 'model') or config
     task = _section(config, 'task')
     unsupported = []
@@ -141,28 +156,74 @@ def official_model_options(config: dict) -> Dict[str, object]:
         if value not in allowed:
             unsupported.append(f'{key}={value!r} (supported: {", ".join(map(repr, allowed))})')
 
-    expect('resnet_variant', ('standard', 'c4'))
+    expect('resnet_variant', ('standard', 'c4', 'c1'))
     expect('dec_proj_mode', ('mlp', ), 'mlp')
     expect('pos_encoding', ('sin_cos', ), 'sin_cos')
     expect('pos_encoding_dec', ('learned', ), 'learned')
     expect('use_cls_token', (False, ), False)
     expect('shared_decoder_embedding', (True, ), True)
     expect('decoder_output_bias', (True, ), True)
-    expect('vocab_size', (3000, ), 3000)
     expect('coord_vocab_shift', (1000, ), 1000)
+    if int(model.get('vocab_size', 3000)) < 3000:
+        unsupported.append(f'vocab_size={model["vocab_size"]} (supported: >= 3000)')
     if float(model.get('resnet_sk_ratio', 0) or 0) > 0:
         unsupported.append(f'resnet_sk_ratio={model["resnet_sk_ratio"]} (selective-kernel ResNets)')
+    tasks = official_tasks(config)
+    unknown_tasks = [name for name in tasks if name not in OFFICIAL_TASK_NAMES]
+    if unknown_tasks:
+        unsupported.append(f'tasks {unknown_tasks} (supported: {", ".join(OFFICIAL_TASK_NAMES)}; captioning\'s text '
+                           'vocabulary is not part of this package)')
     if unsupported:
         raise ConversionError('the official config uses options this package does not implement: '
                               + '; '.join(unsupported))
-    width = float(model.get('resnet_width_multiplier', 1))
-    base_channels = int(64 * width)
-    stages = 3 if model['resnet_variant'] == 'c4' else 4
     dim_att, dim_att_dec = int(model['dim_att']), int(model['dim_att_dec'])
+    options = _vit_options(model) if model['resnet_variant'] == 'c1' else _resnet_options(model)
+    options.update({
+        # the official code adds a second code, of the decoder width, before the memory MLP
+        'model.memory_positional_encoding': dict(type='Pix2SeqSinCosPositionalEncoding', embed_dims=dim_att_dec),
+        # the official proj_mlp uses the ENCODER's mlp ratio at the decoder width
+        'model.memory_proj.ffn_dims': dim_att_dec * (int(model['dim_mlp']) // dim_att),
+        'model.head.embed_dims': dim_att_dec,
+        'model.head.num_layers': int(model['num_decoder_layers']),
+        'model.head.num_heads': int(model['num_heads_dec']),
+        'model.head.ffn_dims': int(model['dim_mlp_dec']),
+        'model.head.tokenizer.vocab_size': int(model.get('vocab_size', 3000)),
+    })
     image_size = model.get('image_size', task.get('image_size'))
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
-    options = {
+    if image_size:
+        options['model.data_preprocessor.pad_size'] = tuple(int(side) for side in image_size)
+    for key in ('drop_path', 'drop_units'):
+        if key in model:
+            target = 'drop_path' if key == 'drop_path' else 'dropout'
+            encoder = 'backbone' if model['resnet_variant'] == 'c1' else 'encoder'
+            options[f'model.{encoder}.{target}'] = float(model[key])
+            options[f'model.head.{target}'] = float(model[key])
+    if 'drop_units' in model and model['resnet_variant'] != 'c1':
+        options['model.neck.dropout'] = float(model['drop_units'])
+    if 'quantization_bins' in task:
+        options['model.head.tokenizer.num_bins'] = int(task['quantization_bins'])
+    if 'max_instances_per_image_test' in task:
+        options['model.head.tokenizer.max_objects'] = int(task['max_instances_per_image_test'])
+    if len(tasks) > 1:
+        options['model.head.tokenizer.tasks'] = tuple(OFFICIAL_TASK_NAMES[name] for name in tasks)
+        segmentation = _official_task(config, 'instance_segmentation')
+        keypoints = _official_task(config, 'keypoint_detection')
+        if 'max_points_per_object' in segmentation:
+            options['model.head.tokenizer.max_points_per_object'] = int(segmentation['max_points_per_object'])
+        if 'max_points_per_object' in keypoints:
+            options['model.head.tokenizer.num_keypoints'] = int(keypoints['max_points_per_object'])
+    return options
+
+
+def _resnet_options(model: dict) -> Dict[str, object]:
+    """Options of the ResNet encoder (``ResNetTransformer``): backbone, stem projection, Transformer encoder."""
+    width = float(model.get('resnet_width_multiplier', 1))
+    base_channels = int(64 * width)
+    stages = 3 if model['resnet_variant'] == 'c4' else 4
+    dim_att = int(model['dim_att'])
+    return {
         'model.backbone.depth': int(model['resnet_depth']),
         'model.backbone.base_channels': base_channels,
         'model.backbone.num_stages': stages,
@@ -176,29 +237,120 @@ def official_model_options(config: dict) -> Dict[str, object]:
         'model.encoder.num_heads': int(model['num_heads']),
         'model.encoder.ffn_dims': int(model['dim_mlp']),
         'model.positional_encoding.embed_dims': dim_att,
-        # the official code adds a second code, of the decoder width, before the memory MLP
-        'model.memory_positional_encoding': dict(type='Pix2SeqSinCosPositionalEncoding', embed_dims=dim_att_dec),
-        # the official proj_mlp uses the ENCODER's mlp ratio at the decoder width
-        'model.memory_proj.ffn_dims': dim_att_dec * (int(model['dim_mlp']) // dim_att),
-        'model.head.embed_dims': dim_att_dec,
-        'model.head.num_layers': int(model['num_decoder_layers']),
-        'model.head.num_heads': int(model['num_heads_dec']),
-        'model.head.ffn_dims': int(model['dim_mlp_dec']),
     }
-    if image_size:
-        options['model.data_preprocessor.pad_size'] = tuple(int(side) for side in image_size)
-    for key in ('drop_path', 'drop_units'):
-        if key in model:
-            target = 'drop_path' if key == 'drop_path' else 'dropout'
-            options[f'model.encoder.{target}'] = float(model[key])
-            options[f'model.head.{target}'] = float(model[key])
-    if 'drop_units' in model:
-        options['model.neck.dropout'] = float(model['drop_units'])
-    if 'quantization_bins' in task:
-        options['model.head.tokenizer.num_bins'] = int(task['quantization_bins'])
-    if 'max_instances_per_image_test' in task:
-        options['model.head.tokenizer.max_objects'] = int(task['max_instances_per_image_test'])
-    return options
+
+
+def _vit_options(model: dict) -> Dict[str, object]:
+    """Options of the ViT encoder (``VisionTransformer``, ``resnet_variant='c1'``): :class:`Pix2SeqViT`."""
+    return {
+        'model.backbone.patch_size': int(model.get('patch_size', 16)),
+        'model.backbone.embed_dims': int(model['dim_att']),
+        'model.backbone.num_layers': int(model['num_encoder_layers']),
+        'model.backbone.num_heads': int(model['num_heads']),
+        'model.backbone.ffn_dims': int(model['dim_mlp']),
+    }
+
+
+# ------------------------------------------------------------------------------------ the released checkpoints
+# the released architectures (official configs/config_base.py, architecture_config_map; the ViTs' patch size from the
+# model section of configs/config_det_finetune.py)
+OFFICIAL_ARCHITECTURES = {
+    'r50': dict(resnet_variant='standard', resnet_depth=50, resnet_width_multiplier=1, num_encoder_layers=6,
+                dim_att=256, dim_mlp=1024, num_heads=8, num_decoder_layers=6, dim_att_dec=256, dim_mlp_dec=1024,
+                num_heads_dec=8),
+    'r50-c4': dict(resnet_variant='c4', resnet_depth=50, resnet_width_multiplier=1, num_encoder_layers=12,
+                   dim_att=512, dim_mlp=2048, num_heads=16, num_decoder_layers=8, dim_att_dec=512, dim_mlp_dec=2048,
+                   num_heads_dec=16),
+    'vit-b': dict(resnet_variant='c1', patch_size=16, num_encoder_layers=12, dim_att=768, dim_mlp=3072, num_heads=12,
+                  num_decoder_layers=6, dim_att_dec=512, dim_mlp_dec=2048, num_heads_dec=16),
+    'vit-l': dict(resnet_variant='c1', patch_size=16, num_encoder_layers=24, dim_att=1024, dim_mlp=4096, num_heads=16,
+                  num_decoder_layers=8, dim_att_dec=512, dim_mlp_dec=2048, num_heads_dec=16),
+}
+# official task name -> this package's (Pix2SeqTokenizer.tasks)
+OFFICIAL_TASK_NAMES = {'object_detection': 'detection', 'instance_segmentation': 'instance_segmentation',
+                       'keypoint_detection': 'keypoints'}
+KINDS = ('objects365', 'coco', 'multi-task')
+
+
+class ReleasedCheckpoint(NamedTuple):
+    """A checkpoint folder of the official README, the config of this package that runs it (``configs/official``)
+    and its official COCO detection AP (None for the Objects365 pretraining)."""
+    architecture: str
+    kind: str
+    frame: int
+    folder: str
+    config: str
+    coco_ap: Optional[float]
+
+
+def _released() -> Tuple[ReleasedCheckpoint, ...]:
+    rows = []
+    names = {'r50': 'resnet', 'r50-c4': 'resnetc', 'vit-b': 'vit_b', 'vit-l': 'vit_l'}
+    coco_ap = {'r50': (39.1, 41.7, 42.6), 'r50-c4': (44.7, 46.9, 47.3), 'vit-b': (44.2, 46.5, 47.1),
+               'vit-l': (47.6, 49.2, 50.0)}
+    for architecture, name in names.items():
+        fine_tune = ('pix2seq_r50-official-o365pre_8xb4_40e_coco-640.py' if architecture == 'r50' else
+                     f'pix2seq_{architecture}-official-o365pre_8xb4_40e_coco-640.py')
+        rows.append(ReleasedCheckpoint(architecture, 'objects365', 640,
+                                       f'obj365_pretrain/{name}_640x640_b256_s400k', fine_tune, None))
+        for frame, ap in zip((640, 1024, 1333), coco_ap[architecture]):
+            config = (f'pix2seq_r50-official_8xb4_300e_coco-{frame}.py' if architecture == 'r50' else
+                      f'pix2seq_{architecture}-official-o365pre_8xb4_40e_coco-{frame}.py')
+            rows.append(ReleasedCheckpoint(architecture, 'coco', frame,
+                                           f'coco_det_finetune/{name}_{frame}x{frame}', config, ap))
+    for frame, ap in ((640, 44.2), (1024, 46.5)):
+        rows.append(ReleasedCheckpoint('vit-b', 'multi-task', frame, f'multi_task/ckpt/vit_b_{frame}x{frame}',
+                                       f'pix2seq-v2-multitask_vit-b-official_coco-{frame}.py', ap))
+    return tuple(rows)
+
+
+RELEASED_CHECKPOINTS = _released()
+
+
+def target_config_name(config: dict) -> Tuple[Optional[ReleasedCheckpoint], str]:
+    """The released checkpoint an official config describes (or None) and the file name, in ``configs/official``,
+    of the config that runs it: the release's own, else the 640-px config of its family (ResNet, ResNet-C4, ViT;
+    detection or multi-task), which :func:`official_model_options` then resizes like the official config."""
+    release = identify_release(config)
+    if release is not None:
+        return release, release.config
+    model = _section(config, 'model') or config
+    if len(official_tasks(config)) > 1:
+        return None, 'pix2seq-v2-multitask_vit-b-official_coco-640.py' if model.get('resnet_variant') == 'c1' else \
+            'pix2seq_r50-official_8xb4_300e_coco-640.py'
+    family = {'c1': 'vit-b', 'c4': 'r50-c4'}.get(model.get('resnet_variant'), 'r50')
+    return None, next(release.config for release in RELEASED_CHECKPOINTS
+                      if (release.architecture, release.kind, release.frame) == (family, 'coco', 640))
+
+
+def official_architecture(config: dict) -> Optional[str]:
+    """The released architecture (a key of :data:`OFFICIAL_ARCHITECTURES`) whose sizes an official config has, or
+    None (another size: convertible into an explicit ``--config``)."""
+    model = _section(config, 'model') or config
+    for name, sizes in OFFICIAL_ARCHITECTURES.items():
+        if all(key in model and model[key] == value for key, value in sizes.items()):
+            return name
+    return None
+
+
+def identify_release(config: dict) -> Optional[ReleasedCheckpoint]:
+    """The released checkpoint an official ``config.json`` describes (architecture from the model sizes; kind from
+    the datasets and tasks: Objects365 pretraining, COCO fine-tune, or the multi-task model; the frame from
+    ``image_size``), or None when no released folder has that config."""
+    architecture = official_architecture(config)
+    model = _section(config, 'model') or config
+    image_size = model.get('image_size', _section(config, 'task').get('image_size'))
+    frame = int(image_size if isinstance(image_size, int) else (image_size or [0])[0])
+    datasets = [dataset.get('name', '') for dataset in (config.get('datasets') or [_section(config, 'dataset')])
+                if isinstance(dataset, dict)]
+    if any('objects365' in name or 'obj365' in name for name in datasets):
+        kind = 'objects365'
+    else:
+        kind = 'multi-task' if len(official_tasks(config)) > 1 else 'coco'
+    for release in RELEASED_CHECKPOINTS:
+        if (release.architecture, release.kind, release.frame) == (architecture, kind, frame):
+            return release
+    return None
 
 
 # --------------------------------------------------------------------------------------------- the key mapping
@@ -274,7 +426,23 @@ def _transformer_layer(prefix: str, rest: str, decoder: bool) -> Optional[Source
     return _attention(f'{prefix}/{names[module]}', tail)
 
 
+def _vit_backbone(rest: str) -> Optional[Source]:
+    """A :class:`Pix2SeqViT` parameter from the official ``VisionTransformer`` (the model's ``encoder``)."""
+    module, _, attribute = rest.partition('.')
+    if module == 'patch_embed':
+        return {'weight': ([f'{VIT}/stem_conv/kernel'], _conv), 'bias': ([f'{VIT}/stem_conv/bias'], _identity)}.get(
+            attribute)
+    if module == 'stem_norm':
+        return _norm(f'{VIT}/stem_ln', attribute, LN_NAMES)
+    if rest.startswith('encoder.norm.'):
+        return _norm(f'{VIT}/output_ln', rest[len('encoder.norm.'):], LN_NAMES)
+    match = re.fullmatch(r'encoder\.layers\.(\d+)\.(.+)', rest)
+    return _transformer_layer(f'{ENCODER_LAYERS}/{match.group(1)}', match.group(2), False) if match else None
+
+
 def _backbone(rest: str) -> Optional[Source]:
+    if rest.startswith(('patch_embed.', 'stem_norm.', 'encoder.')):
+        return _vit_backbone(rest)
     module, _, attribute = rest.rpartition('.')
     if module == 'conv1' and attribute == 'weight':
         return [f'{RESNET}/initial_conv_relu_max_pool/0/conv2d/kernel'], _conv
@@ -445,6 +613,13 @@ def load_model_config(config_path: str, official_config: Optional[dict] = None,
     from mmengine.config import Config
     cfg = Config.fromfile(config_path)
     if official_config is not None:
+        model = _section(official_config, 'model') or official_config
+        expected = 'Pix2SeqViT' if model.get('resnet_variant') == 'c1' else 'Pix2SeqResNet'
+        if cfg.model.backbone.type != expected:
+            raise ConversionError(f'the official config is a {"ViT" if expected == "Pix2SeqViT" else "ResNet"} '
+                                  f'model (resnet_variant={model.get("resnet_variant")!r}) but {config_path} builds a '
+                                  f'{cfg.model.backbone.type} backbone; use a config of that architecture (see '
+                                  'RELEASED_CHECKPOINTS, docs/official_weights.md)')
         cfg.merge_from_dict(official_model_options(official_config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

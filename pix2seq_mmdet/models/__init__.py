@@ -11,9 +11,11 @@ from .resnet import Pix2SeqResNet
 from .sequence_augmentation import SequenceAugmentation
 from .token_projection import TokenProjection
 from .tokenizer import Pix2SeqTokenizer
+from .vit import Pix2SeqViT
 
 __all__ = [
     'Pix2Seq', 'Pix2SeqHead', 'Pix2SeqDataPreprocessor', 'Pix2SeqTokenizer', 'SequenceAugmentation',
     'TokenProjection', 'DecodingCache', 'DecodingConfig', 'decode_sequences', 'decode_responses', 'Pix2SeqResNet',
-    'Pix2SeqSinCosPositionalEncoding', 'SumPositionalEncoding', 'InstanceSegmentationSequences', 'MaskDecodingConfig'
+    'Pix2SeqSinCosPositionalEncoding', 'SumPositionalEncoding', 'InstanceSegmentationSequences', 'MaskDecodingConfig',
+    'Pix2SeqViT'
 ]

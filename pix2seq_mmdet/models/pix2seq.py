@@ -1,4 +1,5 @@
-"""The Pix2Seq detector: backbone -> projection neck -> Transformer encoder -> sequence head."""
+"""The Pix2Seq detector: backbone -> projection neck -> Transformer encoder -> sequence head (or an encoder backbone,
+e.g. a ViT, -> sequence head)."""
 import math
 from typing import Dict, Optional, Tuple
 
@@ -23,6 +24,7 @@ class Pix2Seq(BaseDetector):
         extract_feat:     batch_inputs (B, 3, H, W) -> backbone -> neck -> feature (B, C, h, w)
         forward_encoder:  feature + 2-D positions -> flatten -> encoder (B, S, C) -> memory_proj (+ positions)
                           -> memory (B, S, D), memory_mask (B, S) or None
+                          (no encoder: the backbone's feature is the encoder output, e.g. :class:`~.vit.Pix2SeqViT`)
         (encode = extract_feat, then forward_encoder)
         memory -> head.loss (teacher forcing on sequences built from gt_instances) | head.predict (autoregressive
         decoding) -> DetDataSample
@@ -30,13 +32,15 @@ class Pix2Seq(BaseDetector):
 
     Args:
         backbone (dict): Backbone config (e.g. mmdet ``ResNet``).
-        neck (dict): Projection to the encoder width (e.g. ``ChannelMapper`` with a 1x1 conv); its last output is
-            used.
-        encoder (dict): :class:`Pix2SeqEncoder` arguments.
-        positional_encoding (dict): 2-D positional encoding over the feature map (mmdet's
-            ``SinePositionalEncoding`` or ``LearnedPositionalEncoding``, or the official layout
+        neck (dict, optional): Projection to the encoder width (e.g. ``ChannelMapper`` with a 1x1 conv); its last
+            output is used.  None: the backbone's last output is the feature.
+        encoder (dict, optional): :class:`Pix2SeqEncoder` arguments.  None: the backbone already encodes the image
+            (a Transformer backbone such as :class:`~.vit.Pix2SeqViT`, the official ViT models); its last output,
+            of ``backbone.embed_dims`` channels, goes straight to ``memory_proj``.
+        positional_encoding (dict, optional): 2-D positional encoding over the feature map, added before the
+            encoder (mmdet's ``SinePositionalEncoding`` or ``LearnedPositionalEncoding``, or the official layout
             :class:`~.positional_encoding.Pix2SeqSinCosPositionalEncoding`); its output width must equal the
-            encoder width.
+            encoder width.  Required with an encoder, refused without one.
         head (dict): :class:`Pix2SeqHead` config.
         memory_proj (dict): :class:`MemoryProjection` arguments between encoder and decoder; ``mode`` ``'mlp'``
             (default, the official detection setting) or ``'linear_p'`` add the feature map's positions, which
@@ -44,7 +48,7 @@ class Pix2Seq(BaseDetector):
             ``drop_path`` and ``norm_eps`` default to the head's.
         memory_positional_encoding (dict, optional): The positions ``memory_proj`` adds, of the decoder width, as
             the official code computes a second code for the decoder side.  Default: the encoder's positions, which
-            needs equal widths.
+            needs equal widths; required without an encoder when ``memory_proj`` adds positions.
         aux_head (dict, optional): A dense mmdet detection head (e.g. ``FCOSHead`` with one level, ``strides``
             the feature map's stride) trained on the encoder output reshaped to the feature map, beside the sequence
             loss, as Co-DETR's collaborative auxiliary heads (Zong et al., ICCV 2023): every memory token learns the
@@ -61,32 +65,60 @@ class Pix2Seq(BaseDetector):
         init_cfg (dict, optional): Initialisation config.
     """
 
-    def __init__(self, backbone: ConfigType, neck: ConfigType, encoder: ConfigType, positional_encoding: ConfigType,
-                 head: ConfigType, memory_proj: OptConfigType = None, mask_padding: bool = False,
-                 memory_positional_encoding: OptConfigType = None, aux_head: OptConfigType = None,
-                 train_cfg: OptConfigType = None,
+    def __init__(self, backbone: ConfigType, neck: OptConfigType, encoder: OptConfigType,
+                 positional_encoding: OptConfigType, head: ConfigType, memory_proj: OptConfigType = None,
+                 mask_padding: bool = False, memory_positional_encoding: OptConfigType = None,
+                 aux_head: OptConfigType = None, train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None, data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.mask_padding = mask_padding
         self.backbone = MODELS.build(backbone)
-        self.neck = MODELS.build(neck)
-        self.encoder = Pix2SeqEncoder(**encoder)
-        self.positional_encoding = MODELS.build(positional_encoding)
+        self.neck = None if neck is None else MODELS.build(neck)
+        if encoder is None:
+            self._check_encoder_backbone(positional_encoding, memory_positional_encoding, memory_proj)
+            self.encoder, self.positional_encoding = None, None
+            self.encoder_dims = self.backbone.embed_dims
+        else:
+            if positional_encoding is None:
+                raise ValueError('Pix2Seq: positional_encoding is required with an encoder (the positions added to '
+                                 'the features before it)')
+            self.encoder = Pix2SeqEncoder(**encoder)
+            self.positional_encoding = MODELS.build(positional_encoding)
+            self.encoder_dims = self.encoder.embed_dims
         self.head = MODELS.build(dict(head, train_cfg=train_cfg, test_cfg=test_cfg))
         memory_proj = dict(memory_proj or {})
         for key in ('ffn_dims', 'dropout', 'drop_path', 'norm_eps'):
             memory_proj.setdefault(key, getattr(self.head, key))
-        self.memory_proj = MemoryProjection(self.encoder.embed_dims, self.head.embed_dims, **memory_proj)
+        self.memory_proj = MemoryProjection(self.encoder_dims, self.head.embed_dims, **memory_proj)
         self.memory_positional_encoding = (None if memory_positional_encoding is None else
                                            MODELS.build(memory_positional_encoding))
         self.aux_head = None if aux_head is None else self._build_aux_head(aux_head)
-        widths_differ = self.encoder.embed_dims != self.head.embed_dims
+        widths_differ = self.encoder_dims != self.head.embed_dims
         if self.memory_proj.uses_positions and widths_differ and self.memory_positional_encoding is None:
             raise ValueError(f'memory_proj mode {self.memory_proj.mode!r} adds the encoder\'s positions to the '
-                             f'decoder memory, so the encoder width ({self.encoder.embed_dims}) must equal the '
+                             f'decoder memory, so the encoder width ({self.encoder_dims}) must equal the '
                              f'head\'s embed_dims ({self.head.embed_dims}); use mode \'linear\' or set '
                              'memory_positional_encoding otherwise')
+
+    def _check_encoder_backbone(self, positional_encoding: OptConfigType, memory_positional_encoding: OptConfigType,
+                                memory_proj: OptConfigType) -> None:
+        """Without an encoder the backbone must be one (it gives ``embed_dims``) and the options that only apply
+        to the detector's own encoder must be off."""
+        if not hasattr(self.backbone, 'embed_dims'):
+            raise ValueError(f'Pix2Seq: encoder=None needs a backbone that encodes the image itself and states its '
+                             f'width as embed_dims (e.g. Pix2SeqViT); {type(self.backbone).__name__} does not')
+        if positional_encoding is not None:
+            raise ValueError('Pix2Seq: positional_encoding is added before the encoder; with encoder=None the '
+                             'backbone places its own positions: set positional_encoding=None (and '
+                             'memory_positional_encoding for the memory projection)')
+        if self.mask_padding:
+            raise ValueError('Pix2Seq: mask_padding masks the detector\'s encoder, and encoder=None has none')
+        mode = (memory_proj or {}).get('mode', 'mlp')
+        if mode != 'linear' and memory_positional_encoding is None:
+            raise ValueError(f'Pix2Seq: memory_proj mode {mode!r} adds positions to the memory; with encoder=None '
+                             'set memory_positional_encoding (e.g. Pix2SeqSinCosPositionalEncoding of the decoder '
+                             'width, as the official ViT models)')
 
     def _build_aux_head(self, aux_head: ConfigType) -> nn.Module:
         """The auxiliary head, its classes and widths defaulting to the tokenizer's classes and the encoder width."""
@@ -96,7 +128,7 @@ class Pix2Seq(BaseDetector):
             raise ValueError(f'aux_head num_classes ({aux_head["num_classes"]}) must equal the tokenizer\'s '
                              f'({num_classes}); leave it out to take the tokenizer\'s')
         for key in ('in_channels', 'feat_channels'):
-            aux_head.setdefault(key, self.encoder.embed_dims)
+            aux_head.setdefault(key, self.encoder_dims)
         head = MODELS.build(aux_head)
         if len(getattr(head, 'strides', ())) != 1:
             raise ValueError('aux_head reads the single encoder feature map, so it needs exactly one entry in '
@@ -105,7 +137,8 @@ class Pix2Seq(BaseDetector):
 
     def extract_feat(self, batch_inputs: Tensor) -> Tensor:
         """(B, 3, H, W) images -> (B, D, h, w) projected feature map (the neck's last level)."""
-        return self.neck(self.backbone(batch_inputs))[-1]
+        features = self.backbone(batch_inputs)
+        return (features if self.neck is None else self.neck(features))[-1]
 
     def forward_encoder(self, feature: Tensor,
                         batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor], Tensor]:
@@ -132,9 +165,12 @@ class Pix2Seq(BaseDetector):
         else:  # the whole frame is attended: an all-False mask only gives the positional encodings their shape
             mask = torch.zeros(batch_size, feat_h, feat_w, dtype=torch.bool, device=feature.device)
             memory_mask = None
-        positions = self.positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
-        encoded = self.encoder(feature.flatten(2).transpose(1, 2) + positions, memory_mask)
-        memory_positions = positions
+        tokens = feature.flatten(2).transpose(1, 2)
+        if self.encoder is None:  # the backbone is the encoder
+            encoded, memory_positions = tokens, None
+        else:
+            memory_positions = self.positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
+            encoded = self.encoder(tokens + memory_positions, memory_mask)
         if self.memory_positional_encoding is not None:
             memory_positions = self.memory_positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
         return self.memory_proj(encoded, memory_positions), memory_mask, encoded

@@ -105,6 +105,9 @@ class Pix2SeqTokenizer:
             (official: 128); only with ``instance_segmentation``.
         num_keypoints (int): Keypoints of every object (COCO persons, the official task: 17); only with
             ``keypoints``.
+        vocab_size (int, optional): Official layout only: the number of token ids (default 3000, the detection
+            checkpoints; the multi-task checkpoints have 35000, their captioning text tokens from 3000 on, which
+            this package never writes but keeps in the softmax so that probabilities match the official ones).
 
     Attributes:
         PAD, EOS, BOS, FAKE (int): Special token ids (``EOS == PAD`` in the official layout).
@@ -119,7 +122,7 @@ class Pix2SeqTokenizer:
 
     def __init__(self, num_classes: int, num_bins: int, max_objects: int = 100, layout: str = 'compact',
                  class_ids: Optional[Union[Sequence[int], str]] = None, tasks: Sequence[str] = ('detection', ),
-                 max_points_per_object: int = 128, num_keypoints: int = 17) -> None:
+                 max_points_per_object: int = 128, num_keypoints: int = 17, vocab_size: Optional[int] = None) -> None:
         if int(num_classes) < 1:
             raise ValueError(f'Pix2SeqTokenizer: num_classes must be >= 1, got {num_classes}')
         if int(num_bins) < 2:
@@ -147,9 +150,9 @@ class Pix2SeqTokenizer:
         self.max_objects = int(max_objects)
         self.layout = layout
         if layout == 'compact':
-            if class_ids is not None:
-                raise ValueError('Pix2SeqTokenizer: class_ids only applies to layout=\'official\' (the compact '
-                                 'layout numbers the classes by their mmdet labels)')
+            if class_ids is not None or vocab_size is not None:
+                raise ValueError('Pix2SeqTokenizer: class_ids and vocab_size only apply to layout=\'official\' (the '
+                                 'compact layout numbers the classes by their mmdet labels and sizes itself)')
             self.PAD, self.EOS, self.BOS, self.FAKE, self.CLASS_OFFSET = 0, 1, 2, 3, 4
             self.class_ids = tuple(range(self.num_classes))
             self.coord_offset = self.CLASS_OFFSET + self.num_classes
@@ -161,7 +164,11 @@ class Pix2SeqTokenizer:
         else:
             self.PAD = self.EOS = OFFICIAL_PAD
             self.BOS, self.FAKE, self.CLASS_OFFSET = OFFICIAL_DETECTION_PROMPT, OFFICIAL_FAKE, OFFICIAL_CLASS_SHIFT
-            self.coord_offset, self.vocab_size = OFFICIAL_COORD_SHIFT, OFFICIAL_VOCAB_SIZE
+            self.coord_offset = OFFICIAL_COORD_SHIFT
+            self.vocab_size = OFFICIAL_VOCAB_SIZE if vocab_size is None else int(vocab_size)
+            if self.vocab_size < OFFICIAL_VOCAB_SIZE:
+                raise ValueError(f'Pix2SeqTokenizer: the official layout needs vocab_size >= {OFFICIAL_VOCAB_SIZE} '
+                                 f'(coordinates up to {OFFICIAL_VOCAB_SIZE - 1}), got {vocab_size}')
             v2_tokens = dict(instance_segmentation=OFFICIAL_INSTANCE_SEGMENTATION_PROMPT,
                              keypoints=OFFICIAL_KEYPOINTS_PROMPT, separator=OFFICIAL_SEPARATOR,
                              invisible=OFFICIAL_INVISIBLE)

@@ -1,0 +1,18 @@
+# ViT-B/16 Pix2Seq on COCO at 1333 px, as the released checkpoints were made: fine-tuning the converted official
+# Objects365-pretrained model with the official fine-tune recipe at this frame, and inference with the converted
+# COCO-finetuned model (official AP 47.1; docs/official_weights.md):
+#   python tools/model_converters/pix2seq_tf2mmdet.py vit_b_640x640_b256_s400k/ \
+#       checkpoints/pix2seq_vit-b-official_obj365-640.pth
+#   tools/dist_train.sh configs/official/pix2seq_vit-b-official-o365pre_8xb4_40e_coco-1333.py 8
+#   python tools/model_converters/pix2seq_tf2mmdet.py vit_b_1333x1333/ checkpoints/pix2seq_vit-b-official_coco-1333.pth
+#   tools/dist_test.sh configs/official/pix2seq_vit-b-official-o365pre_8xb4_40e_coco-1333.py \
+#       checkpoints/pix2seq_vit-b-official_coco-1333.pth 8
+_base_ = [
+    '../_base_/models/pix2seq_vit-b-official.py', '../_base_/datasets/coco_detection_lsj-ft-1333.py',
+    '../_base_/schedules/adamw_finetune_40e.py', '../_base_/default_runtime.py'
+]
+load_from = 'checkpoints/pix2seq_vit-b-official_obj365-640.pth'
+model = dict(data_preprocessor=dict(pad_size=(1333, 1333)))
+# the official evaluation batch is 8 images
+val_dataloader = dict(batch_size=8)
+test_dataloader = val_dataloader
