@@ -21,8 +21,9 @@ SECTION_FIELDS = {
 # (variant field, numerator, denominator) of each section's ratio
 RATIOS = {'decode': ('decoder', 'full', 'cached'), 'infer': ('model', 'pix2seq', 'detr'),
           'train': ('model', 'pix2seq', 'detr')}
-# the ONNX Runtime rows (pix2seq_mmdet.deploy) the tiny run adds to the PyTorch ones
-ORT_DECODERS, ONNX_MODELS = ('ort', 'ort-int8'), ('onnx', 'onnx-int8')
+# the ONNX Runtime rows (pix2seq_mmdet.deploy) and the official ViT-B the tiny run adds to the PyTorch R50 ones
+ORT_DECODERS, ONNX_MODELS = ('ort', 'ort-int8'), ('onnx', 'onnx-int8', 'onnx-vit-b')
+VIT_MODELS = ('pix2seq-vit-b', )
 
 
 @pytest.fixture(scope='module')
@@ -33,7 +34,8 @@ def tiny_report(tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1')
     result = subprocess.run(
         [sys.executable, 'tools/benchmark.py', '--tiny', '--json', str(json_path), '--plot', str(plot_path),
-         '--decoders', 'cached', 'full', *ORT_DECODERS, '--infer-models', 'pix2seq', 'detr', *ONNX_MODELS],
+         '--decoders', 'cached', 'full', *ORT_DECODERS, '--infer-models', 'pix2seq', 'detr', *VIT_MODELS,
+         *ONNX_MODELS],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert plot_path.stat().st_size > 0
@@ -58,7 +60,8 @@ def test_every_section_and_field(tiny_report):
         assert set(row) == SECTION_FIELDS[row['section']], row
     decode = [row for row in rows if row['section'] == 'decode']
     assert {row['decoder'] for row in decode} == {'cached', 'full', *ORT_DECODERS}
-    assert {row['model'] for row in rows if row['section'] == 'infer'} == {'pix2seq', 'detr', *ONNX_MODELS}
+    assert {row['model'] for row in rows if row['section'] == 'infer'} == {'pix2seq', 'detr', *VIT_MODELS,
+                                                                           *ONNX_MODELS}
     assert {row['model'] for row in rows if row['section'] == 'train'} == {'pix2seq', 'detr'}
     assert all(row['tokens'] == 5 * row['objects'] for row in decode)
     assert all(row['batch'] == settings['train_batch'] for row in rows if row['section'] == 'train')

@@ -205,8 +205,10 @@ def _shapes(cfg) -> dict:
         return {name: tuple(value.shape) for name, value in MODELS.build(cfg.model).state_dict().items()}
 
 
-@pytest.mark.parametrize('release', RELEASED_CHECKPOINTS, ids=[f'{r.architecture}-{r.kind}-{r.frame}'
-                                                              for r in RELEASED_CHECKPOINTS])
+RELEASE_IDS = [f'{release.architecture}-{release.kind}-{release.frame}' for release in RELEASED_CHECKPOINTS]
+
+
+@pytest.mark.parametrize('release', RELEASED_CHECKPOINTS, ids=RELEASE_IDS)
 def test_every_released_checkpoint_is_recognised_and_has_its_config(release):
     folder = 'official_tiny_multitask' if release.kind == 'multi-task' else FIXTURES[
         'vit' if release.architecture.startswith('vit') else 'r50'][0]
@@ -405,3 +407,21 @@ def test_vit_conversion_errors_name_the_variable():
     for text in ('encoder/stem_conv/kernel (for backbone.patch_embed.weight (48, 3, 8, 8))',
                  'backbone.encoder.norm.weight: model (48,), checkpoint gives (47,)'):
         assert text in str(error.value), str(error.value)
+
+
+@pytest.mark.parametrize('name', ['vit', 'multitask'])
+def test_onnx_export_of_a_converted_vit_decodes_the_official_tokens(name, tmp_path):
+    """The ONNX export (the encoder graph is the ViT) of a converted official model: its graphs match PyTorch, and
+    ONNX Runtime's greedy decoding of the official preprocessed image writes the official model's tokens."""
+    pytest.importorskip('onnxruntime')
+    from pix2seq_mmdet.deploy.check import check_export
+    from pix2seq_mmdet.deploy.export import export_onnx
+    from pix2seq_mmdet.deploy.runtime import Pix2SeqRuntime
+    fixture = Fixture(name)
+    export_onnx(fixture.model, tmp_path)
+    result = check_export(fixture.model, tmp_path, steps=4)
+    assert result['encoder_max_abs_diff'] < TOLERANCE and result['fp32_logits_max_abs_diff'] < TOLERANCE
+    runtime = Pix2SeqRuntime(tmp_path)
+    image = np.ascontiguousarray(fixture.reference['image'].transpose(2, 0, 1)[None], np.float32)
+    tokens, _ = runtime.decode(runtime.encode(image), strategy='greedy')
+    assert np.array_equal(tokens[0], fixture.reference['greedy_tokens'])

@@ -15,11 +15,12 @@ Sections (``--sections``, all by default):
   full / compiled, full / ort, full / ort-int8).
 * ``infer``: ``model.test_step`` end to end (data preprocessing, backbone, transformer, decoding, post-processing) in
   eval mode under ``torch.no_grad()`` on one random S x S image repeated ``--infer-batch`` times (``--compile``:
-  Pix2Seq's decoder step compiled, ``test_cfg.compile=True``).  ``--infer-models`` may add ``onnx`` and
-  ``onnx-int8``: the same Pix2Seq model exported to ONNX (frame S x S, the batch fixed) and run by
+  Pix2Seq's decoder step compiled, ``test_cfg.compile=True``).  ``--infer-models`` may add ``pix2seq-vit-b`` (the
+  official ViT-B model of ``configs/official``, the converted released checkpoints' architecture), ``onnx`` and
+  ``onnx-int8``: the same Pix2Seq R50 model exported to ONNX (frame S x S, the batch fixed) and run by
   ``pix2seq_mmdet.deploy.runtime`` on the image as a BGR array (preprocessing, encoder, decoding of every slot with
-  the config's nucleus sampling, post-processing); ``onnx-int8`` with the int8 decoder step.  Ratio: each model /
-  DETR.
+  the config's nucleus sampling, post-processing); ``onnx-int8`` with the int8 decoder step; ``onnx-vit-b`` the ViT-B
+  so.  Ratio: each model / DETR.
 * ``train``: ``model.train_step`` (forward, backward, gradient clipping and the optimiser step of an ``OptimWrapper``
   built from each config's ``optim_wrapper``) on ``--train-batch`` samples of that image with the same random
   ground-truth boxes.  Pix2Seq's batch repetition makes a batch of 2 one image twice, each copy with its own sequence
@@ -118,8 +119,8 @@ def parse_args() -> argparse.Namespace:
         parser.error('--plot draws the decode section')
     args.decoders = args.decoders or list(DEFAULT_DECODERS[args.device])
     args.ort_threads = args.ort_threads or torch.get_num_threads()
-    if args.device == 'cuda' and {'onnx', 'onnx-int8'} & set(args.infer_models):
-        parser.error('--infer-models onnx, onnx-int8: ONNX Runtime rows run on the CPU (--device cpu)')
+    if args.device == 'cuda' and {model for model in args.infer_models if model.startswith('onnx')}:
+        parser.error('--infer-models onnx*: ONNX Runtime rows run on the CPU (--device cpu)')
     if not set(args.decoders) <= set(DECODERS[args.device]) or 'full' not in args.decoders:
         parser.error(f'--decoders on {args.device}: "full" and any of {DECODERS[args.device]}')
     if args.device == 'cuda' and not torch.cuda.is_available():

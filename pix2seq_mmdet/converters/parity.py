@@ -87,8 +87,8 @@ def reference_outputs(model: torch.nn.Module, reference: Dict[str, np.ndarray]) 
             key = 'teacher_forced_logits' if name == 'teacher_forced' else f'{name}_logits'
             outputs[key] = head(memory, None, torch.from_numpy(np.asarray(tokens))[None].long())[0]
     if 'segmentation_input' in reference:
-        outputs.update({f'{name}_input': tokens for name, tokens in _instance_inputs(head.tokenizer,
-                                                                                   reference).items()})
+        instance_inputs = _instance_inputs(head.tokenizer, reference)
+        outputs.update({f'{name}_input': tokens for name, tokens in instance_inputs.items()})
     saved_cfg = head.decoding_cfg
     head.decoding_cfg = DecodingConfig(strategy='greedy', use_cache=True, cuda_graph=False)
     try:

@@ -7,12 +7,14 @@ import torch
 
 from .models import autocast, build_detector, load_config, make_data_batch, random_image
 
-INFER_MODELS = ('pix2seq', 'detr', 'onnx', 'onnx-int8')  # onnx*: Pix2Seq through pix2seq_mmdet.deploy
+# onnx*: a Pix2Seq model through pix2seq_mmdet.deploy (onnx, onnx-int8: the R50; onnx-vit-b: the ViT-B)
+ONNX_MODELS = {'onnx': 'pix2seq', 'onnx-int8': 'pix2seq', 'onnx-vit-b': 'pix2seq-vit-b'}
+INFER_MODELS = ('pix2seq', 'pix2seq-vit-b', 'detr') + tuple(ONNX_MODELS)
 
 
 def setup_infer(task: dict) -> Callable[[], object]:
     """``model.test_step`` on one random image repeated ``batch`` times."""
-    if task['model'] in ('onnx', 'onnx-int8'):
+    if task['model'] in ONNX_MODELS:
         return setup_onnx_infer(task)
     cfg = load_config(task['model'], task['model_objects'], task['tiny'], task['compile'], task['size'])
     model = build_detector(cfg, task['device']).eval()
@@ -26,11 +28,11 @@ def setup_infer(task: dict) -> Callable[[], object]:
 
 
 def setup_onnx_infer(task: dict) -> Callable[[], object]:
-    """The Pix2Seq model exported to ONNX (static batch, the frame ``size`` x ``size``) and run by the deployment
-    runtime on the random image as a BGR array, ``batch`` times in one call."""
+    """A Pix2Seq model (:data:`ONNX_MODELS`) exported to ONNX (static batch, the frame ``size`` x ``size``) and run by
+    the deployment runtime on the random image as a BGR array, ``batch`` times in one call."""
     from pix2seq_mmdet.deploy.export import export_onnx
     from pix2seq_mmdet.deploy.runtime import Pix2SeqRuntime
-    cfg = load_config('pix2seq', task['model_objects'], task['tiny'], size=task['size'])
+    cfg = load_config(ONNX_MODELS[task['model']], task['model_objects'], task['tiny'], size=task['size'])
     model = build_detector(cfg, 'cpu').eval()
     int8 = task['model'] == 'onnx-int8'
     with tempfile.TemporaryDirectory(prefix='pix2seq_benchmark_') as work_dir:

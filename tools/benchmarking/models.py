@@ -1,5 +1,5 @@
-"""The benchmarked models and their inputs: the paper's Pix2Seq R50 and mmdet's DETR R50 configs without pretrained
-weights (``--tiny``: both shrunk), one seeded random image and random ground-truth boxes."""
+"""The benchmarked models and their inputs: the paper's Pix2Seq R50, the official Pix2Seq ViT-B and mmdet's DETR R50
+configs without pretrained weights (``--tiny``: all shrunk), one seeded random image and random ground-truth boxes."""
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional, Tuple
@@ -15,6 +15,9 @@ from mmengine.structures import InstanceData
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PIX2SEQ_CONFIG = REPO_ROOT / 'configs' / 'pix2seq_r50_8xb4_300e_coco.py'
+# the converted official ViT-B's config (the released checkpoints' model, official vocabulary and evaluation)
+PIX2SEQ_VIT_CONFIG = REPO_ROOT / 'configs' / 'official' / 'pix2seq_vit-b-official-o365pre_8xb4_40e_coco-640.py'
+PIX2SEQ_CONFIGS = {'pix2seq': PIX2SEQ_CONFIG, 'pix2seq-vit-b': PIX2SEQ_VIT_CONFIG}
 DETR_CONFIG = 'mmdet::detr/detr_r50_8xb2-150e_coco.py'
 FEATURE_STRIDE = 32  # the R50 configs' backbone output (out_indices=(3, ))
 NUM_CLASSES = 80  # both configs are COCO's
@@ -29,6 +32,13 @@ TINY_MODEL_OVERRIDES = {
         **_TINY_BACKBONE,
         **{f'model.{part}.{key}': value for part in ('encoder', 'head')
            for key, value in dict(num_layers=1, embed_dims=32, num_heads=2, ffn_dims=64).items()},
+    },
+    'pix2seq-vit-b': {
+        **{f'model.backbone.{key}': value
+           for key, value in dict(num_layers=1, embed_dims=32, num_heads=2, ffn_dims=64).items()},
+        **{f'model.head.{key}': value
+           for key, value in dict(num_layers=1, embed_dims=32, num_heads=2, ffn_dims=64).items()},
+        'model.memory_positional_encoding.embed_dims': 32, 'model.memory_proj.ffn_dims': 64,
     },
     'detr': {
         **_TINY_BACKBONE,
@@ -45,11 +55,12 @@ TINY_MODEL_OVERRIDES = {
 
 def load_config(model_name: str, objects: int, tiny: bool, compile_decoder: bool = False,
                 size: Optional[int] = None) -> Config:
-    """The paper's Pix2Seq R50 or mmdet's DETR R50 config, without pretrained weights, outputting ``objects``
-    objects per image (Pix2Seq's ``max_objects``, DETR's queries), shrunk when ``tiny``; Pix2Seq's decoder step
-    compiled when ``compile_decoder``, its frame ``size`` x ``size`` pixels when given."""
-    if model_name == 'pix2seq':
-        cfg = Config.fromfile(str(PIX2SEQ_CONFIG))
+    """The paper's Pix2Seq R50 (``pix2seq``), the official Pix2Seq ViT-B (``pix2seq-vit-b``) or mmdet's DETR R50
+    config, without pretrained weights, outputting ``objects`` objects per image (Pix2Seq's ``max_objects``, DETR's
+    queries), shrunk when ``tiny``; Pix2Seq's decoder step compiled when ``compile_decoder``, its frame ``size`` x
+    ``size`` pixels when given."""
+    if model_name in PIX2SEQ_CONFIGS:
+        cfg = Config.fromfile(str(PIX2SEQ_CONFIGS[model_name]))
         overrides = {'model.head.tokenizer.max_objects': objects, 'model.test_cfg.compile': compile_decoder}
         if size is not None:
             overrides['model.data_preprocessor.pad_size'] = (size, size)
