@@ -390,10 +390,14 @@ def test_unsupported_vit_options_are_refused(change, named):
         official_model_options(config)
 
 
-def test_captioning_is_refused_by_name():
+def test_captioning_is_left_out_and_other_tasks_are_refused():
     config = json.loads((REPO_ROOT / 'tests' / 'data' / FIXTURES['multitask'][0] / 'config.json').read_text())
     config['tasks'].append(dict(name='captioning', vocab_id=13))
-    with pytest.raises(ConversionError, match=r"tasks \['captioning'\]"):
+    assert official_model_options(config)['model.head.tokenizer.tasks'] == ('detection', 'instance_segmentation',
+                                                                             'keypoints')
+    assert identify_release(_released_config(config, RELEASED_CHECKPOINTS[-1])) == RELEASED_CHECKPOINTS[-1]
+    config['tasks'].append(dict(name='panoptic_segmentation', vocab_id=16))
+    with pytest.raises(ConversionError, match=r"tasks \['panoptic_segmentation'\]"):
         official_model_options(config)
 
 

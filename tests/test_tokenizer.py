@@ -189,7 +189,9 @@ def test_official_layout_decoding_ends_at_pad():
     (dict(layout='official', class_ids=[1, 2]), 'num_classes is 3'),
     (dict(layout='official', class_ids=[1, 2, 2]), 'distinct'),
     (dict(layout='official', class_ids='voc'), 'coco'),
-    (dict(class_ids=[1, 2, 3]), 'only applies'),
+    (dict(class_ids=[1, 2, 3]), 'only apply'),
+    (dict(vocab_size=3000), 'only apply'),
+    (dict(layout='official', vocab_size=2999), 'vocab_size >= 3000'),
 ])
 def test_invalid_layout_configuration(kwargs, message):
     arguments = dict(num_classes=3, num_bins=10, max_objects=4)

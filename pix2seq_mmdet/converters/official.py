@@ -144,9 +144,9 @@ def official_model_options(config: dict) -> Dict[str, object]:
     (dotted keys under ``model.``) that size a model of ``configs/official`` like it: the encoder (ResNet depth,
     width and variant and the Transformer encoder; or the ViT's patch, width, depth and heads), the decoder's
     widths, depths and heads, the frame (``image_size``), the vocabulary size, and from the ``task`` sections the
-    bins, the number of objects and the instance tasks (polygon points, keypoints).  Fails on options this package
-    does not implement (``c3``/``dc5`` variants, selective kernels, a class token, learned image positions, other
-    decoder projections or position codes, coordinates not at 1000)."""
+    bins, the number of objects and the instance tasks (polygon points, keypoints; captioning is left out).  Fails on
+    options this package does not implement (``c3``/``dc5`` variants, selective kernels, a class token, learned
+    image positions, other decoder projections or position codes, coordinates not at 1000, other tasks)."""
     model = _section(config, 'model') or config
     task = _section(config, 'task')
     unsupported = []
@@ -168,11 +168,12 @@ def official_model_options(config: dict) -> Dict[str, object]:
         unsupported.append(f'vocab_size={model["vocab_size"]} (supported: >= 3000)')
     if float(model.get('resnet_sk_ratio', 0) or 0) > 0:
         unsupported.append(f'resnet_sk_ratio={model["resnet_sk_ratio"]} (selective-kernel ResNets)')
-    tasks = official_tasks(config)
+    # captioning (the multi-task checkpoints) is left out: its text tokens stay in the vocabulary, unused
+    tasks = [name for name in official_tasks(config) if name not in UNCONVERTED_TASKS]
     unknown_tasks = [name for name in tasks if name not in OFFICIAL_TASK_NAMES]
     if unknown_tasks:
-        unsupported.append(f'tasks {unknown_tasks} (supported: {", ".join(OFFICIAL_TASK_NAMES)}; captioning\'s text '
-                           'vocabulary is not part of this package)')
+        unsupported.append(f'tasks {unknown_tasks} (supported: {", ".join(OFFICIAL_TASK_NAMES)}, and '
+                           f'{", ".join(UNCONVERTED_TASKS)} left out)')
     if unsupported:
         raise ConversionError('the official config uses options this package does not implement: '
                               + '; '.join(unsupported))
@@ -269,7 +270,9 @@ OFFICIAL_ARCHITECTURES = {
 # official task name -> this package's (Pix2SeqTokenizer.tasks)
 OFFICIAL_TASK_NAMES = {'object_detection': 'detection', 'instance_segmentation': 'instance_segmentation',
                        'keypoint_detection': 'keypoints'}
-KINDS = ('objects365', 'coco', 'multi-task')
+# official tasks whose weights convert with the model but that this package does not run (captioning's text comes
+# from a sentencepiece vocabulary kept in the authors' bucket)
+UNCONVERTED_TASKS = ('captioning', )
 
 
 class ReleasedCheckpoint(NamedTuple):

@@ -150,6 +150,8 @@ def compare_with_reference(outputs: Dict[str, np.ndarray], reference: Dict[str, 
     length = min(len(tokens), len(expected_tokens))
     same = tokens[:length] == expected_tokens[:length]
     report['greedy_positions'] = int(length)
+    if 'greedy_top1_top2_margin' in reference:  # how far the official greedy choices are from a tie
+        report['official_min_greedy_margin'] = float(np.min(reference['greedy_top1_top2_margin']))
     report['greedy_equal'] = int(same.sum())
     report['greedy_first_difference'] = int(np.argmin(same)) if not same.all() else None
     if token_limit is not None:
