@@ -393,8 +393,8 @@ def test_unsupported_vit_options_are_refused(change, named):
 def test_captioning_is_left_out_and_other_tasks_are_refused():
     config = json.loads((REPO_ROOT / 'tests' / 'data' / FIXTURES['multitask'][0] / 'config.json').read_text())
     config['tasks'].append(dict(name='captioning', vocab_id=13))
-    assert official_model_options(config)['model.head.tokenizer.tasks'] == ('detection', 'instance_segmentation',
-                                                                             'keypoints')
+    tasks = official_model_options(config)['model.head.tokenizer.tasks']
+    assert tasks == ('detection', 'instance_segmentation', 'keypoints')
     assert identify_release(_released_config(config, RELEASED_CHECKPOINTS[-1])) == RELEASED_CHECKPOINTS[-1]
     config['tasks'].append(dict(name='panoptic_segmentation', vocab_id=16))
     with pytest.raises(ConversionError, match=r"tasks \['panoptic_segmentation'\]"):
