@@ -22,7 +22,7 @@ SECTION_FIELDS = {
 RATIOS = {'decode': ('decoder', 'full', 'cached'), 'infer': ('model', 'pix2seq', 'detr'),
           'train': ('model', 'pix2seq', 'detr')}
 # the ONNX Runtime rows (pix2seq_mmdet.deploy) and the official ViT-B the tiny run adds to the PyTorch R50 ones
-ORT_DECODERS, ONNX_MODELS = ('ort', 'ort-int8'), ('onnx', 'onnx-int8', 'onnx-vit-b')
+ORT_DECODERS, ONNX_MODELS = ('ort', 'ort-int8'), ('onnx', 'onnx-int8', 'onnx-vit-b', 'detr-onnx', 'detr-onnx-int8')
 VIT_MODELS = ('pix2seq-vit-b', )
 
 
@@ -94,10 +94,16 @@ def test_ratios_are_quotients_of_medians(tiny_report):
             expected = pair[numerator]['median_s'] / pair[denominator]['median_s']
             assert pair[numerator]['ratio'] == pytest.approx(expected)
             assert pair[denominator]['ratio'] == pytest.approx(expected)
-            # the other rows against the same reference: full / that decoder, that model / detr
+            # the other rows against the same reference: full / that decoder, that model / detr (ONNX Runtime rows:
+            # / detr-onnx; the detr-onnx row: onnx / detr-onnx)
             for variant in set(pair) - {numerator, denominator}:
-                quotient = (pair['full']['median_s'] / pair[variant]['median_s'] if section == 'decode'
-                            else pair[variant]['median_s'] / pair['detr']['median_s'])
+                if section == 'decode':
+                    quotient = pair['full']['median_s'] / pair[variant]['median_s']
+                elif 'onnx' in variant:
+                    quotient = pair['onnx' if variant == 'detr-onnx' else variant]['median_s'] / pair['detr-onnx'][
+                        'median_s']
+                else:
+                    quotient = pair[variant]['median_s'] / pair['detr']['median_s']
                 assert pair[variant]['ratio'] == pytest.approx(quotient)
 
 
@@ -124,3 +130,28 @@ def test_decoder_choice_must_include_the_full_rerun():
                              'cached'], cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and '"full"' in result.stderr
+
+
+@pytest.mark.parametrize('peer', ['detr', 'deformable-detr'])
+def test_peer_onnx_detections_equal_pytorch(peer, tmp_path, monkeypatch):
+    """mmdet's DETR (softmax classes) and Deformable DETR (sigmoid classes, top-k over queries x classes) in ONNX
+    Runtime, with the numpy pre- and post-processing, give PyTorch's detections."""
+    pytest.importorskip('onnxruntime')
+    import torch
+    monkeypatch.syspath_prepend(str(REPO_ROOT / 'tools'))
+    from benchmarking.models import build_detector, load_config, make_data_batch, random_image
+    from benchmarking.peer_onnx import PeerOnnxDetector, export_peer
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    size = 96
+    # DETR shrunk (--tiny); Deformable DETR at its own size on a small image
+    model = build_detector(load_config(peer, 100, tiny=peer == 'detr', size=size), 'cpu').eval()
+    export_peer(model, tmp_path / 'peer.onnx', (size, size), 1)
+    detector = PeerOnnxDetector(tmp_path / 'peer.onnx', model)
+    bboxes, scores, labels = detector([random_image(size).permute(1, 2, 0).numpy()])[0]
+    with torch.no_grad():
+        expected = model.test_step(make_data_batch(size, 1))[0].pred_instances
+    assert len(scores) == len(expected.scores) == model.bbox_head.test_cfg['max_per_img']
+    assert abs(scores - expected.scores.numpy()).max() < 1e-5
+    assert (labels == expected.labels.numpy()).all()
+    assert abs(bboxes - expected.bboxes.numpy()).max() < 1e-3

@@ -20,7 +20,10 @@ Sections (``--sections``, all by default):
   ``onnx-int8``: the same Pix2Seq R50 model exported to ONNX (frame S x S, the batch fixed) and run by
   ``pix2seq_mmdet.deploy.runtime`` on the image as a BGR array (preprocessing, encoder, decoding of every slot with
   the config's nucleus sampling, post-processing); ``onnx-int8`` with the int8 decoder step; ``onnx-vit-b`` the ViT-B
-  so.  Ratio: each model / DETR.
+  so.  ``detr-onnx``, ``deformable-detr-onnx`` (and ``-int8``, the MatMuls dynamically quantised): mmdet's DETR
+  and Deformable DETR exported to ONNX and run by ONNX Runtime on the same BGR array with mmdet's normalisation and
+  post-processing in numpy (``benchmarking/peer_onnx.py``), ``deformable-detr`` the latter in PyTorch.  Ratio: each
+  PyTorch model / DETR, each ONNX Runtime row / ``detr-onnx`` (/ DETR without it).
 * ``train``: ``model.train_step`` (forward, backward, gradient clipping and the optimiser step of an ``OptimWrapper``
   built from each config's ``optim_wrapper``) on ``--train-batch`` samples of that image with the same random
   ground-truth boxes.  Pix2Seq's batch repetition makes a batch of 2 one image twice, each copy with its own sequence
@@ -98,7 +101,10 @@ def parse_args() -> argparse.Namespace:
                         help='ONNX Runtime intra-op threads of the ort/onnx rows (0: as many as torch uses)')
     parser.add_argument('--train-batch', type=positive_int, default=2)
     parser.add_argument('--model-objects', type=positive_int, default=100,
-                        help='infer/train: Pix2Seq max_objects (all decoded) and DETR queries')
+                        help='infer/train: Pix2Seq max_objects (all decoded) and, without --peer-queries, DETR queries')
+    parser.add_argument('--peer-queries', type=positive_int,
+                        help='infer/train: DETR and Deformable DETR queries (default: DETR --model-objects, '
+                             'Deformable DETR its config\'s 300)')
     parser.add_argument('--gt-boxes', type=positive_int, default=10, help='train: random ground-truth boxes per image')
     parser.add_argument('--warmup', type=non_negative_int, default=1, help='untimed runs per row')
     parser.add_argument('--repeats', type=positive_int, default=3, help='timed runs per row (median reported)')
@@ -141,7 +147,7 @@ def plan_tasks(args: argparse.Namespace) -> List[dict]:
                                    ('train', args.train_batch, MODEL_NAMES)):
         if section in args.sections:
             tasks += [dict(common, section=section, model=model, size=size, batch=batch,
-                           model_objects=args.model_objects, gt_boxes=args.gt_boxes)
+                           model_objects=args.model_objects, peer_queries=args.peer_queries, gt_boxes=args.gt_boxes)
                       for size in args.sizes for model in models]
     return tasks
 

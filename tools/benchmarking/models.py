@@ -19,6 +19,8 @@ PIX2SEQ_CONFIG = REPO_ROOT / 'configs' / 'pix2seq_r50_8xb4_300e_coco.py'
 PIX2SEQ_VIT_CONFIG = REPO_ROOT / 'configs' / 'official' / 'pix2seq_vit-b-official-o365pre_8xb4_40e_coco-640.py'
 PIX2SEQ_CONFIGS = {'pix2seq': PIX2SEQ_CONFIG, 'pix2seq-vit-b': PIX2SEQ_VIT_CONFIG}
 DETR_CONFIG = 'mmdet::detr/detr_r50_8xb2-150e_coco.py'
+DEFORMABLE_DETR_CONFIG = 'mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py'
+PEER_CONFIGS = {'detr': DETR_CONFIG, 'deformable-detr': DEFORMABLE_DETR_CONFIG}
 FEATURE_STRIDE = 32  # the R50 configs' backbone output (out_indices=(3, ))
 NUM_CLASSES = 80  # both configs are COCO's
 SEED = 0
@@ -54,19 +56,26 @@ TINY_MODEL_OVERRIDES = {
 
 
 def load_config(model_name: str, objects: int, tiny: bool, compile_decoder: bool = False,
-                size: Optional[int] = None) -> Config:
-    """The paper's Pix2Seq R50 (``pix2seq``), the official Pix2Seq ViT-B (``pix2seq-vit-b``) or mmdet's DETR R50
-    config, without pretrained weights, outputting ``objects`` objects per image (Pix2Seq's ``max_objects``, DETR's
-    queries), shrunk when ``tiny``; Pix2Seq's decoder step compiled when ``compile_decoder``, its frame ``size`` x
-    ``size`` pixels when given."""
+                size: Optional[int] = None, peer_queries: Optional[int] = None) -> Config:
+    """The paper's Pix2Seq R50 (``pix2seq``), the official Pix2Seq ViT-B (``pix2seq-vit-b``), mmdet's DETR R50
+    (``detr``) or Deformable DETR R50 (``deformable-detr``) config, without pretrained weights, shrunk when ``tiny``.
+    Pix2Seq decodes ``objects`` objects per image (``max_objects``), its decoder step compiled when
+    ``compile_decoder``, in a ``size`` x ``size`` frame when given; DETR has ``peer_queries`` queries (default
+    ``objects``), Deformable DETR ``peer_queries`` or its config's 300, each keeping at most that many (at most
+    100 for Deformable DETR) detections."""
     if model_name in PIX2SEQ_CONFIGS:
         cfg = Config.fromfile(str(PIX2SEQ_CONFIGS[model_name]))
         overrides = {'model.head.tokenizer.max_objects': objects, 'model.test_cfg.compile': compile_decoder}
         if size is not None:
             overrides['model.data_preprocessor.pad_size'] = (size, size)
-    else:
+    elif model_name == 'detr':
         cfg = get_config(DETR_CONFIG)
-        overrides = {'model.num_queries': objects, 'model.test_cfg.max_per_img': objects}
+        queries = peer_queries or objects
+        overrides = {'model.num_queries': queries, 'model.test_cfg.max_per_img': queries}
+    else:
+        cfg = get_config(PEER_CONFIGS[model_name])
+        overrides = {} if peer_queries is None else {
+            'model.num_queries': peer_queries, 'model.test_cfg.max_per_img': min(peer_queries, 100)}
     overrides['model.backbone.init_cfg'] = None
     if tiny:
         overrides.update(TINY_MODEL_OVERRIDES[model_name])

@@ -13,7 +13,8 @@ from .infer import INFER_MODELS
 from .models import FEATURE_STRIDE
 
 RATIO_DEFINITIONS = {'decode': 'full / this decoder\'s median_s (the full row: full / cached, null without cached)',
-                     'infer': 'this model / detr median_s (the detr row: pix2seq / detr)',
+                     'infer': 'this model / detr median_s (ONNX Runtime rows: / detr-onnx when measured; the detr '
+                              'row: pix2seq / detr, the detr-onnx row: onnx / detr-onnx)',
                      'train': 'pix2seq / detr median_s'}
 
 
@@ -59,6 +60,12 @@ def group_pairs(rows: List[dict]) -> List[Dict[str, dict]]:
     return list(pairs.values())
 
 
+def ratio_baseline(model: str, models) -> str:
+    """The row an inference row's time is divided by: ``detr-onnx`` for an ONNX Runtime row when it was measured,
+    else ``detr``."""
+    return 'detr-onnx' if 'onnx' in model and 'detr-onnx' in models else 'detr'
+
+
 def add_ratios(rows: List[dict]) -> None:
     """Set ``ratio`` on every row: full / that decoder for decoding (full / cached on the full row), that model / detr
     otherwise (pix2seq / detr on the detr row; null without detr)."""
@@ -69,9 +76,10 @@ def add_ratios(rows: List[dict]) -> None:
                 row['ratio'] = pair['full']['median_s'] / pair[reference]['median_s'] if reference in pair else None
         else:
             for model, row in pair.items():
-                reference = 'pix2seq' if model == 'detr' else model
-                row['ratio'] = (pair[reference]['median_s'] / pair['detr']['median_s']
-                                if 'detr' in pair and reference in pair else None)
+                baseline = ratio_baseline(model, pair)
+                reference = {'detr': 'pix2seq', 'detr-onnx': 'onnx'}.get(model, model)
+                row['ratio'] = (pair[reference]['median_s'] / pair[baseline]['median_s']
+                                if baseline in pair and reference in pair else None)
 
 
 def format_table(headers: List[str], lines: List[List[str]]) -> str:
@@ -100,9 +108,10 @@ def section_table(section: str, rows: List[dict]) -> str:
                  + [f"{pair[decoder]['ratio']:.2f}" for decoder in faster] for pair in pairs]
     else:
         models = [model for model in INFER_MODELS if pairs and model in pairs[0]]
-        compared = [model for model in models if model != 'detr' and 'detr' in models]
+        compared = [model for model in models
+                    if model not in ('detr', 'detr-onnx') and ratio_baseline(model, models) in models]
         headers = (['size', 'batch'] + [f'{model} {figure}' for model in models for figure in ('s/img', 'MiB')]
-                   + [f'{model}/detr' for model in compared])
+                   + [f'{model}/{ratio_baseline(model, models)}' for model in compared])
         lines = [[str(pair[models[0]]['size']), str(pair[models[0]]['batch'])]
                  + [figure for model in models for figure in (
                      f"{pair[model]['s_per_image']:.3f}", f"{pair[model]['peak_mem_mb']:.0f}")]
