@@ -101,10 +101,9 @@ def parse_args() -> argparse.Namespace:
                         help='ONNX Runtime intra-op threads of the ort/onnx rows (0: as many as torch uses)')
     parser.add_argument('--train-batch', type=positive_int, default=2)
     parser.add_argument('--model-objects', type=positive_int, default=100,
-                        help='infer/train: Pix2Seq max_objects (all decoded) and, without --peer-queries, DETR queries')
+                        help='infer/train: Pix2Seq max_objects (all decoded)')
     parser.add_argument('--peer-queries', type=positive_int,
-                        help='infer/train: DETR and Deformable DETR queries (default: DETR --model-objects, '
-                             'Deformable DETR its config\'s 300)')
+                        help='infer/train: DETR and Deformable DETR queries (default: their configs\', 100 and 300)')
     parser.add_argument('--gt-boxes', type=positive_int, default=10, help='train: random ground-truth boxes per image')
     parser.add_argument('--warmup', type=non_negative_int, default=1, help='untimed runs per row')
     parser.add_argument('--repeats', type=positive_int, default=3, help='timed runs per row (median reported)')

@@ -46,14 +46,7 @@ def setup_onnx_infer(task: dict) -> Callable[[], object]:
     with tempfile.TemporaryDirectory(prefix='pix2seq_benchmark_') as work_dir:
         export_onnx(model, work_dir, batch_size=task['batch'], int8=int8, check=False)
         runtime = Pix2SeqRuntime(work_dir, decoder='int8' if int8 else 'fp32', num_threads=task['ort_threads'])
-    del model
-    image = random_image(task['size']).permute(1, 2, 0).contiguous().numpy()
-    images = [image] * task['batch']
-
-    def run():
-        return runtime(images)
-
-    return run
+    return on_random_images(runtime, task)
 
 
 def setup_peer_onnx_infer(task: dict) -> Callable[[], object]:
@@ -73,7 +66,11 @@ def setup_peer_onnx_infer(task: dict) -> Callable[[], object]:
             quantize_int8(path, Path(work_dir) / 'peer_int8.onnx')
             path = Path(work_dir) / 'peer_int8.onnx'
         detector = PeerOnnxDetector(path, model, num_threads=task['ort_threads'])
-    del model
+    return on_random_images(detector, task)
+
+
+def on_random_images(detector: Callable[[list], object], task: dict) -> Callable[[], object]:
+    """A run of an ONNX Runtime detector (BGR arrays in) on the random image, ``batch`` times in one call."""
     image = random_image(task['size']).permute(1, 2, 0).contiguous().numpy()
     images = [image] * task['batch']
 

@@ -60,18 +60,13 @@ def load_config(model_name: str, objects: int, tiny: bool, compile_decoder: bool
     """The paper's Pix2Seq R50 (``pix2seq``), the official Pix2Seq ViT-B (``pix2seq-vit-b``), mmdet's DETR R50
     (``detr``) or Deformable DETR R50 (``deformable-detr``) config, without pretrained weights, shrunk when ``tiny``.
     Pix2Seq decodes ``objects`` objects per image (``max_objects``), its decoder step compiled when
-    ``compile_decoder``, in a ``size`` x ``size`` frame when given; DETR has ``peer_queries`` queries (default
-    ``objects``), Deformable DETR ``peer_queries`` or its config's 300, each keeping at most that many (at most
-    100 for Deformable DETR) detections."""
+    ``compile_decoder``, in a ``size`` x ``size`` frame when given; the peers keep their configs' queries (DETR 100,
+    Deformable DETR 300) unless ``peer_queries`` is given, and at most 100 detections (DETR: one per query)."""
     if model_name in PIX2SEQ_CONFIGS:
         cfg = Config.fromfile(str(PIX2SEQ_CONFIGS[model_name]))
         overrides = {'model.head.tokenizer.max_objects': objects, 'model.test_cfg.compile': compile_decoder}
         if size is not None:
             overrides['model.data_preprocessor.pad_size'] = (size, size)
-    elif model_name == 'detr':
-        cfg = get_config(DETR_CONFIG)
-        queries = peer_queries or objects
-        overrides = {'model.num_queries': queries, 'model.test_cfg.max_per_img': queries}
     else:
         cfg = get_config(PEER_CONFIGS[model_name])
         overrides = {} if peer_queries is None else {

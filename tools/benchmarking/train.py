@@ -8,7 +8,8 @@ from .models import autocast, build_detector, load_config, make_data_batch
 
 def setup_train(task: dict) -> Callable[[], object]:
     """``model.train_step`` with the config's optimiser wrapper (``AmpOptimWrapper`` for ``--amp`` on CUDA)."""
-    cfg = load_config(task['model'], task['model_objects'], task['tiny'], size=task['size'])
+    cfg = load_config(task['model'], task['model_objects'], task['tiny'], size=task['size'],
+                      peer_queries=task.get('peer_queries'))
     data_batch = make_data_batch(task['size'], task['batch'], task['gt_boxes'])
     model = build_detector(cfg, task['device']).train()
     optim_cfg = cfg.optim_wrapper
