@@ -25,14 +25,14 @@ class Pix2SeqViT(BaseModule):
     ``h x w`` grid (``pos_encoding='sin_cos'``, every released ViT checkpoint), computed for the grid of each input,
     so the encoder runs at any frame.  A side that is not a multiple of the patch loses its last ``side % P`` pixels,
     as the official stem (a ``'VALID'`` convolution) does: the official 1333-px models see 83 x 83 patches of their
-    frame.  Two official options that no released
-    checkpoint uses are not implemented (the converter names them): learned positions (a table tied to one frame)
-    and ``use_cls_token`` (a class token has no place in a feature map).
+    frame.  Two official options that no released checkpoint uses are not implemented (the converter names them):
+    learned positions (a table tied to one frame) and ``use_cls_token`` (a class token has no place in a feature
+    map).
 
     In a :class:`~.pix2seq.Pix2Seq` detector this backbone is the whole image encoder: use it with ``neck=None``,
     ``encoder=None`` and ``positional_encoding=None``, and give ``memory_positional_encoding`` (the official model
-    adds a code of the decoder width before its memory MLP).  It is also usable as a single-level backbone of any
-    mmdet detector (stride ``patch_size``, ``embed_dims`` channels).
+    adds a code of the decoder width before its memory MLP).  Its output is one feature level of stride
+    ``patch_size`` and ``embed_dims`` channels, in mmdet's backbone convention.
 
     Args:
         patch_size (int): Patch side ``P`` (official: 16).
