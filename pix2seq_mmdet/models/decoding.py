@@ -57,6 +57,10 @@ class DecodingConfig:
             seconds.
         renormalize_scores (bool): Class probabilities renormalised over the real classes instead of the official
             whole-vocabulary softmax.
+        parallel (bool): Decode one object (5 tokens) per decoder step (:func:`decode_in_blocks`; greedy, with the
+            cache; needs a head trained with ``block_decoding``).  Not in the paper.
+        parallel_threshold (float): With ``parallel``, an object whose least probable token has a probability of
+            at most this is decoded again token by token (0: never; 1: always).
     """
     strategy: str = 'nucleus'
     temperature: float = 1.0
@@ -69,6 +73,8 @@ class DecodingConfig:
     cuda_graph: bool = True
     compile: bool = False
     renormalize_scores: bool = False
+    parallel: bool = False
+    parallel_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -83,6 +89,11 @@ class DecodingConfig:
             raise ValueError('test_cfg.strategy="top_k" needs test_cfg.top_k >= 1')
         if self.beam_width < 1:
             raise ValueError(f'test_cfg.beam_width must be >= 1, got {self.beam_width}')
+        if self.parallel and (self.strategy != 'greedy' or not self.use_cache):
+            raise ValueError('test_cfg.parallel decodes greedily with the key/value cache: set strategy=\'greedy\' '
+                             f'and use_cache=True (got strategy={self.strategy!r}, use_cache={self.use_cache})')
+        if not 0 <= self.parallel_threshold <= 1:
+            raise ValueError(f'test_cfg.parallel_threshold must be in [0, 1], got {self.parallel_threshold}')
 
 
 class DecodingCache:
@@ -331,6 +342,84 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
         mean_log_prob = beam_scores / lengths.view(batch_size, beam_width)
         best = row_base.squeeze(1) + mean_log_prob.argmax(-1)
         tokens, class_probs = tokens[best], class_probs[best]
+    return tokens, class_probs
+
+
+def block_attention_mask(length: int, block_size: int, device: torch.device) -> Tensor:
+    """(2 L, 2 L) bool self-attention mask (True: attend) of the block objective over ``[real (L); queries (L)]``:
+    the real tokens attend causally to real tokens; the query at ``p``, in the block that starts at
+    ``s = block_size * (p // block_size)``, attends to the real tokens before ``s`` and to its block's queries from
+    ``s`` to ``p``."""
+    positions = torch.arange(length, device=device)
+    starts = positions // block_size * block_size
+    causal = positions[None, :] <= positions[:, None]
+    before_block = positions[None, :] < starts[:, None]
+    in_block = causal & (positions[None, :] >= starts[:, None])
+    top = torch.cat([causal, torch.zeros_like(causal)], dim=1)
+    bottom = torch.cat([before_block, in_block], dim=1)
+    return torch.cat([top, bottom], dim=0)
+
+
+def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch.device,
+                     tokenizer: Pix2SeqTokenizer, cfg: DecodingConfig) -> Tuple[Tensor, Tensor]:
+    """Greedy decoding of one object per step (``cfg.parallel``).
+
+    Each step feeds the real tokens not yet in the cache (the previous object's, whose query keys/values they
+    overwrite, ending with the block start: BOS or the previous class token) and 4 block queries, and reads the
+    object's 5 tokens from the logits at the block start and at the queries.  The token at the block start is exact;
+    the other four are predicted from the real tokens before the object.  When a row's least probable token in the
+    block is at most ``cfg.parallel_threshold``, the block is decoded again token by token (4 one-token steps).
+
+    Args:
+        step (callable): ``step(tokens (B, T), position, query_mask (T,) bool = None) -> (B, T, V)`` logits of the
+            tokens at ``position .. position + T - 1`` with the key/value cache, the masked positions reading the
+            block query.
+        batch_size (int): Images ``B``.
+        device (torch.device): Where to allocate the outputs.
+        tokenizer (Pix2SeqTokenizer): The vocabulary.
+        cfg (DecodingConfig): ``constrained``, ``renormalize_scores``, ``stop_at_eos``, ``parallel_threshold``.
+
+    Returns:
+        tuple: as :func:`decode_sequences`, ``tokens`` (B, 5 * max_objects) and ``class_probs`` (B, max_objects, C).
+    """
+    queries = TOKENS_PER_OBJECT - 1
+    tokens = torch.full((batch_size, TOKENS_PER_OBJECT * tokenizer.max_objects), tokenizer.PAD, dtype=torch.long,
+                        device=device)
+    class_probs = torch.zeros(batch_size, tokenizer.max_objects, tokenizer.num_classes, device=device)
+    finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+    constraint = position_constraint(tokenizer, device) if cfg.constrained else None
+    pending = torch.full((batch_size, 1), tokenizer.BOS, dtype=torch.long, device=device)  # real, not yet cached
+    position = 0
+    for slot in range(tokenizer.max_objects):
+        start = slot * TOKENS_PER_OBJECT
+        query_mask = torch.arange(pending.shape[1] + queries, device=device) >= pending.shape[1]
+        step_tokens = torch.cat([pending, pending.new_full((batch_size, queries), tokenizer.PAD)], dim=1)
+        logits = step(step_tokens, position, query_mask)[:, -TOKENS_PER_OBJECT:].float()
+        if constraint is not None:
+            logits = logits + constraint
+        block = logits.argmax(-1)  # (B, 5)
+        confidence = logits.softmax(-1).amax(-1).amin(-1)
+        if bool((~finished & (confidence <= cfg.parallel_threshold)).any()):
+            chosen, class_logits = [block[:, 0]], None
+            for offset in range(1, TOKENS_PER_OBJECT):
+                class_logits = step(chosen[-1][:, None], start + offset)[:, -1].float()
+                if constraint is not None:
+                    class_logits = class_logits + constraint[offset]
+                chosen.append(class_logits.argmax(-1))
+            block = torch.stack(chosen, dim=1)
+            pending, position = block[:, -1:], start + TOKENS_PER_OBJECT
+        else:
+            class_logits = logits[:, -1]
+            pending, position = block, start + 1
+        class_probs[:, slot] = class_probabilities(class_logits, tokenizer, cfg.renormalize_scores)
+        is_end = block == tokenizer.EOS
+        after_end = (is_end.cumsum(1) - is_end.long()) > 0
+        block = block.masked_fill(finished[:, None] | after_end, tokenizer.PAD)
+        finished = finished | is_end.any(1)
+        tokens[:, start:start + TOKENS_PER_OBJECT] = block
+        pending = pending.masked_fill(finished[:, None], tokenizer.PAD) if pending.shape[1] == 1 else block
+        if cfg.stop_at_eos and bool(finished.all()):
+            break
     return tokens, class_probs
 
 

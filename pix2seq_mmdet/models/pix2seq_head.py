@@ -12,13 +12,14 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from .decoding import DecodingCache, DecodingConfig, StaticStep, decode_responses, decode_sequences
+from .decoding import (DecodingCache, DecodingConfig, StaticStep, block_attention_mask, decode_in_blocks,
+                       decode_responses, decode_sequences)
 from .instance_prediction import InstanceDecodingConfig, boxes_in_frame, distinct_boxes
 from .instance_sequences import InstanceSegmentationSequences, InstanceSequences, KeypointSequences
 from .keypoint_prediction import KeypointDecodingConfig
 from .mask_prediction import MaskDecodingConfig
 from .sequence_augmentation import SequenceAugmentation
-from .tokenizer import Pix2SeqTokenizer
+from .tokenizer import TOKENS_PER_OBJECT, Pix2SeqTokenizer
 from .transformer import TransformerLayer
 
 
@@ -66,6 +67,12 @@ class Pix2SeqHead(BaseModule):
             0 (default): the paper's one-hot target.
         norm_eps (float): Epsilon of every LayerNorm of the decoder, the final one included (official: 1e-6; the
             default 1e-5 is torch's).
+        block_decoding (dict, optional): Train the decoder to write a whole object in one step too (parallel box
+            decoding, not in the paper): ``block_size`` (positions per block, default 5: an object) and
+            ``loss_weight`` (default 1.0).  Besides the usual next-token loss, a query stream predicts every block's
+            tokens from the real tokens before the block (:meth:`block_logits`), logged and summed as
+            ``loss_block``; it adds one learned ``block_query`` embedding.  ``test_cfg.parallel=True`` then decodes
+            one object per decoder step (:meth:`generate_in_blocks`).  Default None: the paper's decoder.
         train_cfg (dict, optional): :class:`~.sequence_augmentation.SequenceAugmentation` options (object order,
             noise, token weights, input corruption, sequences per image), and per instance task its sequences'
             options (``instance_segmentation``: :class:`~.instance_sequences.InstanceSegmentationSequences`,
@@ -83,8 +90,8 @@ class Pix2SeqHead(BaseModule):
     def __init__(self, tokenizer: dict, embed_dims: int = 256, num_layers: int = 6,
                  num_heads: int = 8, ffn_dims: int = 1024, dropout: float = 0.1, drop_path: float = 0.1,
                  attn_dropout: float = 0.0, coord_target_sigma: float = 0.0, norm_eps: float = 1e-5,
-                 train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 block_decoding: Optional[dict] = None, train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.tokenizer = Pix2SeqTokenizer(**tokenizer)
         train_cfg, test_cfg = dict(train_cfg or {}), dict(test_cfg or {})
@@ -130,6 +137,21 @@ class Pix2SeqHead(BaseModule):
             for _ in range(num_layers))
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.output_bias = nn.Parameter(torch.zeros(self.tokenizer.vocab_size))
+        block_decoding = dict(block_decoding or {}) if block_decoding is not None else None
+        self.block_size = None if block_decoding is None else int(block_decoding.pop('block_size', TOKENS_PER_OBJECT))
+        self.block_loss_weight = None if block_decoding is None else float(block_decoding.pop('loss_weight', 1.0))
+        if block_decoding:
+            raise ValueError(f'block_decoding: unknown options {sorted(block_decoding)} (block_size, loss_weight)')
+        if self.block_size is not None:
+            if not 1 <= self.block_size <= TOKENS_PER_OBJECT:
+                raise ValueError(f'block_decoding.block_size must be in [1, {TOKENS_PER_OBJECT}], got '
+                                 f'{self.block_size}')
+            self.block_query = nn.Parameter(torch.zeros(embed_dims))
+        if self.decoding_cfg.parallel and self.block_size != TOKENS_PER_OBJECT:
+            raise ValueError('test_cfg.parallel decodes one object per step, which the decoder learns with '
+                             f'block_decoding=dict(block_size={TOKENS_PER_OBJECT}); this head has '
+                             f'block_decoding={None if self.block_size is None else dict(block_size=self.block_size)}'
+                             ' (a checkpoint trained without it cannot decode in parallel)')
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -139,6 +161,8 @@ class Pix2SeqHead(BaseModule):
                 nn.init.zeros_(module.bias)
         nn.init.trunc_normal_(self.token_embed.weight, std=0.02)
         nn.init.trunc_normal_(self.pos_embed.weight, std=0.02)
+        if self.block_size is not None:
+            nn.init.trunc_normal_(self.block_query, std=0.02)
 
     # ------------------------------------------------------------------ decoder
     def project_memory(self, memory: Tensor, memory_mask: Optional[Tensor], image_index: Optional[Tensor] = None
@@ -195,6 +219,32 @@ class Pix2SeqHead(BaseModule):
             hidden = layer(hidden, is_causal=True, memory_key_value=layer_memory, memory_attn_mask=memory_attn_mask)
         return self.logits(hidden)
 
+    def block_logits(self, memory: Tensor, memory_mask: Optional[Tensor], input_tokens: Tensor) -> Tensor:
+        """Teacher-forced logits of the block query stream (``block_decoding``): (N, L) input tokens -> (N, L, V).
+
+        The decoder reads 2 L tokens, the real sequence then a query stream.  Query position ``p`` of the block that
+        starts at ``s`` (blocks of ``block_size`` positions from 0) has the real token as input at ``s`` and the
+        learned ``block_query`` elsewhere, and attends to the real tokens before ``s`` and to its block's queries up
+        to itself (:func:`~.decoding.block_attention_mask`); the real stream is the usual causal decoder.  So the
+        logits at ``p`` predict token ``p + 1`` from the real tokens before its block, as parallel decoding does;
+        with blocks of one position they are the causal logits.
+        """
+        num_rows, length = input_tokens.shape
+        sequences_per_image = num_rows // memory.shape[0]
+        image_index = None if sequences_per_image == 1 else torch.arange(
+            memory.shape[0], device=memory.device).repeat_interleave(sequences_per_image)
+        memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask, image_index)
+        positions = torch.arange(length, device=input_tokens.device)
+        real = self.embed_tokens(input_tokens)
+        block_start = positions % self.block_size == 0
+        queries = torch.where(block_start[:, None], real, self.block_query + self.pos_embed(positions))
+        hidden = torch.cat([real, queries], dim=1)  # (N, 2 L, D)
+        attn_mask = block_attention_mask(length, self.block_size, input_tokens.device)[None, None]
+        for layer, layer_memory in zip(self.layers, memory_key_value):
+            hidden = layer(hidden, self_attn_mask=attn_mask, memory_key_value=layer_memory,
+                           memory_attn_mask=memory_attn_mask)
+        return self.logits(hidden[:, length:])
+
     def init_cache(self, memory: Tensor, memory_mask: Optional[Tensor], image_index: Optional[Tensor] = None,
                    max_len: Optional[int] = None) -> DecodingCache:
         """Project the memory for every layer once and preallocate the self-attention buffers of ``max_len``
@@ -204,14 +254,18 @@ class Pix2SeqHead(BaseModule):
         return DecodingCache.allocate(memory_key_value, memory_attn_mask, self.num_heads,
                                       self.embed_dims // self.num_heads, max_len or self.tokenizer.seq_len)
 
-    def forward_step(self, tokens: Tensor, position: Union[int, Tensor], cache: DecodingCache) -> Tensor:
+    def forward_step(self, tokens: Tensor, position: Union[int, Tensor], cache: DecodingCache,
+                     query_mask: Optional[Tensor] = None) -> Tensor:
         """Incremental decoding: (B, T) tokens at ``position .. position + T - 1`` -> (B, T, V) logits.
 
         ``position`` is an ``int``, or a (1,) int64 tensor on the cache's device for static shapes (CUDA graphs;
-        see :meth:`DecodingCache.seek`).
+        see :meth:`DecodingCache.seek`).  ``query_mask`` (T,) bool: positions whose input is the learned block query
+        instead of their token (parallel decoding, :meth:`generate_in_blocks`).
         """
         cache.seek(position, tokens.shape[1])
         hidden = self.embed_tokens(tokens, cache.positions)
+        if query_mask is not None:
+            hidden = torch.where(query_mask[:, None], self.block_query + self.pos_embed(cache.positions), hidden)
         for index, layer in enumerate(self.layers):
             hidden = layer(hidden, memory_key_value=cache.memory_key_value[index],
                            memory_attn_mask=cache.memory_attn_mask, extend_cache=partial(cache.extend, index))
@@ -251,6 +305,11 @@ class Pix2SeqHead(BaseModule):
             for name, mask in parts.items():
                 part_weights = token_weights * mask
                 losses[name] = token_ce.detach().mul(mask).sum() / part_weights.sum().clamp(min=1e-6)
+        if self.block_size is not None:
+            block_ce = self._token_cross_entropy(self.block_logits(memory, memory_mask, input_tokens),
+                                                 target_tokens) * token_weights
+            losses['loss_block'] = self.block_loss_weight * block_ce.sum() / reduce_mean(
+                token_weights.sum()).clamp(min=1e-6)
         for sequences in self.instance_sequences.values():
             losses[sequences.loss_name] = self.instance_task_loss(sequences, memory, memory_mask, batch_data_samples)
         return losses
@@ -285,6 +344,8 @@ class Pix2SeqHead(BaseModule):
             tuple: ``tokens`` (B, 5 * max_objects) and ``class_probs`` (B, max_objects, C).
         """
         cfg = self.decoding_cfg
+        if cfg.parallel:
+            return self.generate_in_blocks(memory, memory_mask)
         beam_width = cfg.beam_width if cfg.strategy == 'beam' else 1
         if beam_width > 1:
             memory = memory.repeat_interleave(beam_width, dim=0)
@@ -314,6 +375,18 @@ class Pix2SeqHead(BaseModule):
 
         return decode_sequences(step, memory.shape[0] // beam_width, memory.device, self.tokenizer, cfg,
                                 reorder, generator)
+
+    def generate_in_blocks(self, memory: Tensor, memory_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        """Greedy decoding of one object per decoder step (``test_cfg.parallel``, a head trained with
+        ``block_decoding``): :func:`~.decoding.decode_in_blocks` over :meth:`forward_step` with the key/value cache;
+        an object whose least confident token is below ``test_cfg.parallel_threshold`` is decoded again token by
+        token.  Returns what :meth:`generate` does."""
+        cache = self.init_cache(memory, memory_mask)
+
+        def step(tokens: Tensor, position: int, query_mask: Optional[Tensor] = None) -> Tensor:
+            return self.forward_step(tokens, position, cache, query_mask)
+
+        return decode_in_blocks(step, memory.shape[0], memory.device, self.tokenizer, self.decoding_cfg)
 
     def predict(self, memory: Tensor, memory_mask: Optional[Tensor], batch_data_samples: SampleList,
                 rescale: bool = True) -> List[InstanceData]:

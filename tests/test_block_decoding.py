@@ -1,0 +1,103 @@
+"""Parallel box decoding: the block objective (``block_decoding``) and one object per decoder step
+(``test_cfg.parallel``)."""
+import copy
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+
+from model_utils import build_model, decode, make_batch
+from pix2seq_mmdet.models.decoding import block_attention_mask
+
+FIXED_SEQUENCES = dict(object_order='area', noise_mode='none', class_label_corruption='none')
+
+
+def block_model(synthetic_cfg, block_size=5, **train_cfg):
+    cfg = copy.deepcopy(synthetic_cfg)
+    cfg.model.aux_head = None
+    cfg.model.head.block_decoding = dict(block_size=block_size)
+    cfg.model.train_cfg.update(train_cfg)
+    torch.manual_seed(0)
+    return build_model(cfg)
+
+
+def test_block_mask_sees_the_real_tokens_before_the_block_and_its_own_queries():
+    mask = block_attention_mask(7, 5, torch.device('cpu'))
+    real, queries = mask[:7], mask[7:]
+    assert torch.equal(real[:, :7], torch.ones(7, 7).tril().bool()) and not real[:, 7:].any()
+    # query 6 is in the block that starts at 5: real tokens 0..4, queries 5 and 6
+    assert queries[6, :7].tolist() == [True] * 5 + [False] * 2
+    assert queries[6, 7:].tolist() == [False] * 5 + [True] * 2
+    # query 3, in the first block: no real token, queries 0..3
+    assert not queries[3, :7].any() and queries[3, 7:].tolist() == [True] * 4 + [False] * 3
+
+
+def test_blocks_of_one_position_give_the_usual_loss(synthetic_cfg):
+    model = block_model(synthetic_cfg, block_size=1).eval()
+    inputs, samples = make_batch(model)
+    memory, memory_mask = model.encode(inputs, samples)
+    torch.manual_seed(1)
+    input_tokens, _, _ = model.head.sequence_augmentation(samples)
+    with torch.no_grad():
+        usual = model.head(memory, memory_mask, input_tokens)
+        blocks = model.head.block_logits(memory, memory_mask, input_tokens)
+    assert (usual - blocks).abs().max() < 1e-5
+    torch.manual_seed(1)
+    losses = model.head.loss(memory, memory_mask, samples)
+    assert losses['loss_block'].item() == pytest.approx(losses['loss'].item(), rel=1e-5)
+
+
+def test_a_block_reads_the_real_tokens_before_it_only(synthetic_cfg):
+    model = block_model(synthetic_cfg).eval()
+    inputs, samples = make_batch(model)
+    memory, memory_mask = model.encode(inputs, samples)
+    tokens, _, _ = model.head.sequence_augmentation(samples)
+    with torch.no_grad():
+        base = model.head.block_logits(memory, memory_mask, tokens)
+        inside = tokens.clone()
+        inside[:, 6:10] = model.head.tokenizer.coord_offset  # the second object's first four input tokens
+        changed_inside = model.head.block_logits(memory, memory_mask, inside)
+        before = tokens.clone()
+        before[:, 5] = model.head.tokenizer.coord_offset  # the block start (the first object's class)
+        changed_before = model.head.block_logits(memory, memory_mask, before)
+    block = slice(5, 10)
+    assert torch.equal(base[:, block], changed_inside[:, block])  # the block never reads its own object's tokens
+    assert not torch.allclose(base[:, 10:], changed_inside[:, 10:])  # later blocks do
+    assert not torch.allclose(base[:, block], changed_before[:, block])
+
+
+def test_parallel_decoding_needs_the_block_objective(synthetic_cfg):
+    cfg = copy.deepcopy(synthetic_cfg)
+    cfg.model.test_cfg.update(strategy='greedy', parallel=True)
+    with pytest.raises(ValueError, match='trained without it cannot decode in parallel'):
+        MODELS.build(cfg.model)
+    cfg.model.head.block_decoding = dict(block_size=5)
+    cfg.model.test_cfg.strategy = 'nucleus'
+    with pytest.raises(ValueError, match='parallel decodes greedily'):
+        MODELS.build(cfg.model)
+
+
+def test_parallel_and_token_by_token_decoding_agree_on_a_model_trained_to_certainty(synthetic_cfg):
+    """Two images learned by heart (fixed object order, no noise): one object per step writes the same tokens as
+    five steps per object, and close class scores for the objects (the same ones with the token-by-token fallback),
+    whether a block is never or always decoded again token by token."""
+    model = block_model(synthetic_cfg, **FIXED_SEQUENCES)
+    inputs, samples = make_batch(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    model.train()
+    for _ in range(150):
+        losses = model.loss(inputs, samples)
+        loss, _ = model.parse_losses(losses)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert losses['loss_block'].item() < 0.05 and losses['loss'].item() < 0.05
+    model.eval()
+    serial_tokens, serial_probs = decode(model, inputs, samples, strategy='greedy', parallel=False)
+    objects = model.head.tokenizer.decode(serial_tokens)[2]
+    assert int(objects.sum()) == 6  # the three objects of each image
+    for threshold in (0.0, 1.0):  # never / always decode the block again token by token
+        tokens, probs = decode(model, inputs, samples, strategy='greedy', parallel=True,
+                               parallel_threshold=threshold)
+        assert torch.equal(tokens, serial_tokens)
+        assert (probs[objects] - serial_probs[objects]).abs().max() < (1e-5 if threshold == 1.0 else 0.05)
