@@ -101,3 +101,16 @@ def test_parallel_and_token_by_token_decoding_agree_on_a_model_trained_to_certai
                                parallel_threshold=threshold)
         assert torch.equal(tokens, serial_tokens)
         assert (probs[objects] - serial_probs[objects]).abs().max() < (1e-5 if threshold == 1.0 else 0.05)
+
+
+def test_a_checkpoint_without_the_objective_refuses_parallel_decoding(synthetic_cfg):
+    from pix2seq_mmdet.engine.consistency_check_hook import check_checkpoint_fits
+    plain = build_model(synthetic_cfg)
+    cfg = copy.deepcopy(synthetic_cfg)
+    cfg.model.head.block_decoding = dict(block_size=5)
+    cfg.model.test_cfg.update(parallel=True)
+    parallel = build_model(cfg)
+    with pytest.raises(ValueError, match='trained without the block objective .* decode token by token'):
+        check_checkpoint_fits(dict(state_dict=plain.state_dict()), parallel, 'plain.pth')
+    check_checkpoint_fits(dict(state_dict=parallel.state_dict()), parallel, 'block.pth')  # its own: fine
+    check_checkpoint_fits(dict(state_dict=plain.state_dict()), plain, 'plain.pth')

@@ -226,3 +226,35 @@ def test_vocabulary_ceiling_reads_the_keypoints_back(synthetic_root):
     coarse = ceiling_of(config, synthetic_root, **{'model.head.tokenizer.num_bins': 8})
     assert fine['coco/keypoints_mAP'] == 1.0, fine
     assert coarse['coco/keypoints_mAP'] < 0.5, coarse
+
+
+def test_parallel_decoding_tool_scores_each_decoding_side_by_side(synthetic_root, tmp_path):
+    """Token by token: 5 steps per object slot; in blocks: one step per slot, or five when every block falls back
+    (threshold 1), which then writes the token-by-token detections."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    config = REPO_ROOT / 'configs' / 'ablations' / 'pix2seq_r18-tiny_1xb16_30e_synthetic-112_block-decoding.py'
+    from model_utils import widen_decoder
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(config)).model)
+    model.init_weights()
+    widen_decoder(model)  # a random decoder that writes varied tokens, and (constrained, never ending) boxes to score
+    with torch.no_grad():
+        model.head.output_bias[model.head.tokenizer.EOS] = -100.0
+    checkpoint = tmp_path / 'block.pth'
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    options = dict(item.split('=', 1) for item in data_options(synthetic_root))
+    options.update({'test_dataloader.batch_size': '8', 'test_dataloader.num_workers': '0',
+                    'test_dataloader.persistent_workers': 'False',
+                    'model.test_cfg.constrained': 'True', 'work_dir': str(tmp_path / 'work')})
+    rows = load_tool('parallel_decoding').main(
+        [str(config), str(checkpoint), '--thresholds', '0', '1', '--out', str(tmp_path / 'result.json'),
+         '--cfg-options', *[f'{key}={value}' for key, value in options.items()]])
+    slots = model.head.tokenizer.max_objects
+    assert [row['decoder_steps_per_batch'] for row in rows] == [5 * slots, slots, 5 * slots]
+    assert all(row['detections_per_image'] > 0 and 'coco/bbox_mAP' in row and row['ms_per_image'] > 0 for row in rows)
+    assert rows[2]['detections_per_image'] == rows[0]['detections_per_image']
+    assert rows[2]['coco/bbox_mAP'] == rows[0]['coco/bbox_mAP']
+    written = json.loads((tmp_path / 'result.json').read_text())
+    assert written['rows'] == rows and written['images'] > 0

@@ -20,6 +20,7 @@ from ..models.tokenizer import TOKENS_PER_OBJECT, Pix2SeqTokenizer
 
 VOCABULARY_PARAMETERS = ('head.token_embed.weight', 'head.output_bias')
 POSITION_PARAMETER = 'head.pos_embed.weight'
+BLOCK_QUERY_PARAMETER = 'head.block_query'  # the block objective's query (parallel box decoding)
 SHOWN_MISMATCHES = 5
 
 
@@ -83,6 +84,10 @@ def check_checkpoint_fits(checkpoint: dict, model: nn.Module, source: str) -> No
                          f'{tokenizer.max_objects}, and {tokenizer.instance_seq_len} for instance segmentation, '
                          f'max_points_per_object {tokenizer.max_points_per_object}): set those of '
                          'model.head.tokenizer to the checkpoint\'s')
+    if model.head.decoding_cfg.parallel and BLOCK_QUERY_PARAMETER not in state:
+        raise ValueError(f'checkpoint {source} was trained without the block objective (no {BLOCK_QUERY_PARAMETER}): '
+                         'it cannot decode one object per step; decode token by token (test_cfg.parallel=False) or '
+                         'fine-tune it with model.head.block_decoding first')
     mismatched = [f'{name} {tuple(state[name].shape)} vs {tuple(expected[name].shape)}' for name in shared
                   if state[name].shape != expected[name].shape]
     if mismatched:
