@@ -368,7 +368,8 @@ def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch
     overwrite, ending with the block start: BOS or the previous class token) and 4 block queries, and reads the
     object's 5 tokens from the logits at the block start and at the queries.  The token at the block start is exact;
     the other four are predicted from the real tokens before the object.  When a row's least probable token in the
-    block is at most ``cfg.parallel_threshold``, the block is decoded again token by token (4 one-token steps).
+    block is at most ``cfg.parallel_threshold``, that row's object is decoded again token by token: 4 one-token steps
+    of the batch, whose other rows feed their block's tokens and keep them.
 
     Args:
         step (callable): ``step(tokens (B, T), position, query_mask (T,) bool = None) -> (B, T, V)`` logits of the
@@ -399,13 +400,15 @@ def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch
             logits = logits + constraint
         block = logits.argmax(-1)  # (B, 5)
         confidence = logits.softmax(-1).amax(-1).amin(-1)
-        if bool((~finished & (confidence <= cfg.parallel_threshold)).any()):
-            chosen, class_logits = [block[:, 0]], None
+        unsure = ~finished & (confidence <= cfg.parallel_threshold)
+        if bool(unsure.any()):  # the unsure rows take the token-by-token tokens, the others keep their block's
+            chosen, class_logits = [block[:, 0]], logits[:, -1]
             for offset in range(1, TOKENS_PER_OBJECT):
-                class_logits = step(chosen[-1][:, None], start + offset)[:, -1].float()
+                step_logits = step(chosen[-1][:, None], start + offset)[:, -1].float()
                 if constraint is not None:
-                    class_logits = class_logits + constraint[offset]
-                chosen.append(class_logits.argmax(-1))
+                    step_logits = step_logits + constraint[offset]
+                chosen.append(torch.where(unsure, step_logits.argmax(-1), block[:, offset]))
+            class_logits = torch.where(unsure[:, None], step_logits, class_logits)
             block = torch.stack(chosen, dim=1)
             pending, position = block[:, -1:], start + TOKENS_PER_OBJECT
         else:
