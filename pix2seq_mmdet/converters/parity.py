@@ -19,22 +19,23 @@ def _encoder_outputs(model: torch.nn.Module, image: torch.Tensor, sample: DetDat
     and ``stem_ln_out`` (the neck), a ViT model's ``patch_embedding`` (h, w, D) and ``stem_ln_out`` (its stem
     LayerNorm); then ``encoder_output`` and ``memory`` (h * w, D)."""
     captured = {}
+    hooks = [model.backbone.register_forward_hook(lambda module, args, out: captured.update(backbone=out[-1]))]
     if model.neck is not None:
-        hooks = [model.neck.register_forward_hook(lambda module, args, out: captured.update(stem=out[-1].flatten(2)))]
+        hooks.append(model.neck.register_forward_hook(
+            lambda module, args, out: captured.update(stem=out[-1].flatten(2))))
     else:
         backbone = model.backbone
-        hooks = [backbone.patch_embed.register_forward_hook(lambda module, args, out: captured.update(patches=out)),
-                 backbone.stem_norm.register_forward_hook(lambda module, args, out: captured.update(
-                     stem=out.transpose(1, 2)))]
+        hooks += [backbone.patch_embed.register_forward_hook(lambda module, args, out: captured.update(patches=out)),
+                  backbone.stem_norm.register_forward_hook(lambda module, args, out: captured.update(
+                      stem=out.transpose(1, 2)))]
     try:
-        features = model.backbone(image)
         memory, _, encoded = model.forward_encoder(model.extract_feat(image), [sample])
     finally:
         for hook in hooks:
             hook.remove()
     outputs = dict(stem_ln_out=captured['stem'][0].t(), encoder_output=encoded[0], memory=memory[0])
     if model.neck is not None:
-        outputs['backbone_feature'] = features[-1][0].permute(1, 2, 0)
+        outputs['backbone_feature'] = captured['backbone'][0].permute(1, 2, 0)
     else:
         outputs['patch_embedding'] = captured['patches'][0].permute(1, 2, 0)
     return outputs
