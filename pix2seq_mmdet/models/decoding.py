@@ -401,8 +401,10 @@ def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch
         block = logits.argmax(-1)  # (B, 5)
         confidence = logits.softmax(-1).amax(-1).amin(-1)
         unsure = ~finished & (confidence <= cfg.parallel_threshold)
-        if bool(unsure.any()):  # the unsure rows take the token-by-token tokens, the others keep their block's
-            chosen, class_logits = [block[:, 0]], logits[:, -1]
+        fell_back = bool(unsure.any())
+        class_logits = logits[:, -1]
+        if fell_back:  # the unsure rows take the token-by-token tokens, the others keep their block's
+            chosen = [block[:, 0]]
             for offset in range(1, TOKENS_PER_OBJECT):
                 step_logits = step(chosen[-1][:, None], start + offset)[:, -1].float()
                 if constraint is not None:
@@ -410,17 +412,15 @@ def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch
                 chosen.append(torch.where(unsure, step_logits.argmax(-1), block[:, offset]))
             class_logits = torch.where(unsure[:, None], step_logits, class_logits)
             block = torch.stack(chosen, dim=1)
-            pending, position = block[:, -1:], start + TOKENS_PER_OBJECT
-        else:
-            class_logits = logits[:, -1]
-            pending, position = block, start + 1
         class_probs[:, slot] = class_probabilities(class_logits, tokenizer, cfg.renormalize_scores)
         is_end = block == tokenizer.EOS
         after_end = (is_end.cumsum(1) - is_end.long()) > 0
         block = block.masked_fill(finished[:, None] | after_end, tokenizer.PAD)
         finished = finished | is_end.any(1)
         tokens[:, start:start + TOKENS_PER_OBJECT] = block
-        pending = pending.masked_fill(finished[:, None], tokenizer.PAD) if pending.shape[1] == 1 else block
+        # the real tokens the cache lacks: the class token after token-by-token steps, else the whole object
+        pending = block[:, -1:] if fell_back else block
+        position = start + (TOKENS_PER_OBJECT if fell_back else 1)
         if cfg.stop_at_eos and bool(finished.all()):
             break
     return tokens, class_probs

@@ -137,12 +137,13 @@ class Pix2SeqHead(BaseModule):
             for _ in range(num_layers))
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.output_bias = nn.Parameter(torch.zeros(self.tokenizer.vocab_size))
-        block_decoding = dict(block_decoding or {}) if block_decoding is not None else None
-        self.block_size = None if block_decoding is None else int(block_decoding.pop('block_size', TOKENS_PER_OBJECT))
-        self.block_loss_weight = None if block_decoding is None else float(block_decoding.pop('loss_weight', 1.0))
-        if block_decoding:
-            raise ValueError(f'block_decoding: unknown options {sorted(block_decoding)} (block_size, loss_weight)')
-        if self.block_size is not None:
+        self.block_size = self.block_loss_weight = None
+        if block_decoding is not None:
+            options = dict(block_decoding)
+            self.block_size = int(options.pop('block_size', TOKENS_PER_OBJECT))
+            self.block_loss_weight = float(options.pop('loss_weight', 1.0))
+            if options:
+                raise ValueError(f'block_decoding: unknown options {sorted(options)} (block_size, loss_weight)')
             if not 1 <= self.block_size <= TOKENS_PER_OBJECT:
                 raise ValueError(f'block_decoding.block_size must be in [1, {TOKENS_PER_OBJECT}], got '
                                  f'{self.block_size}')
@@ -190,6 +191,18 @@ class Pix2SeqHead(BaseModule):
         """(B, T, D) decoder states -> (B, T, V) logits through the tied output layer."""
         return F.linear(self.norm(hidden), self.token_embed.weight, self.output_bias)
 
+    @staticmethod
+    def sequence_images(memory: Tensor, num_sequences: int) -> Optional[Tensor]:
+        """The image each of ``num_sequences`` teacher-forced sequences reads when every image has the same number
+        of them in consecutive rows (``train_cfg.sequences_per_image``): (N,) int64, or None for one per image."""
+        sequences_per_image, rest = divmod(num_sequences, memory.shape[0])
+        if rest:
+            raise ValueError(f'{num_sequences} sequences for {memory.shape[0]} images: expected a multiple, or '
+                             'image_index')
+        if sequences_per_image == 1:
+            return None
+        return torch.arange(memory.shape[0], device=memory.device).repeat_interleave(sequences_per_image)
+
     def forward(self, memory: Tensor, memory_mask: Optional[Tensor], input_tokens: Tensor,
                 image_index: Optional[Tensor] = None) -> Tensor:
         """Teacher-forced decoding of whole sequences.
@@ -206,13 +219,7 @@ class Pix2SeqHead(BaseModule):
             Tensor: (N, T, V) logits of the next token at every position.
         """
         if image_index is None:
-            sequences_per_image, rest = divmod(input_tokens.shape[0], memory.shape[0])
-            if rest:
-                raise ValueError(f'{input_tokens.shape[0]} sequences for {memory.shape[0]} images: expected a '
-                                 'multiple, or image_index')
-            if sequences_per_image > 1:
-                image_index = torch.arange(memory.shape[0], device=memory.device).repeat_interleave(
-                    sequences_per_image)
+            image_index = self.sequence_images(memory, input_tokens.shape[0])
         memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask, image_index)
         hidden = self.embed_tokens(input_tokens)
         for layer, layer_memory in zip(self.layers, memory_key_value):
@@ -230,9 +237,7 @@ class Pix2SeqHead(BaseModule):
         with blocks of one position they are the causal logits.
         """
         num_rows, length = input_tokens.shape
-        sequences_per_image = num_rows // memory.shape[0]
-        image_index = None if sequences_per_image == 1 else torch.arange(
-            memory.shape[0], device=memory.device).repeat_interleave(sequences_per_image)
+        image_index = self.sequence_images(memory, num_rows)
         memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask, image_index)
         positions = torch.arange(length, device=input_tokens.device)
         real = self.embed_tokens(input_tokens)
