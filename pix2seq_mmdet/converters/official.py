@@ -126,17 +126,19 @@ def _section(config: dict, name: str) -> dict:
     return config.get(name, {}) if isinstance(config.get(name), dict) else {}
 
 
+def _task_sections(config: dict) -> List[dict]:
+    """The task sections of an official config (``tasks``, else ``task``)."""
+    return [task for task in config.get('tasks') or [_section(config, 'task')] if isinstance(task, dict)]
+
+
 def official_tasks(config: dict) -> List[str]:
-    """The official task names of a config (``tasks``, else ``task``), e.g. ``['object_detection']``."""
-    tasks = config.get('tasks') or [_section(config, 'task')]
-    return [task.get('name', 'object_detection') for task in tasks if isinstance(task, dict)]
+    """The official task names of a config, e.g. ``['object_detection']``."""
+    return [task.get('name', 'object_detection') for task in _task_sections(config)]
 
 
 def _official_task(config: dict, name: str) -> dict:
-    for task in config.get('tasks') or [_section(config, 'task')]:
-        if isinstance(task, dict) and task.get('name') == name:
-            return task
-    return {}
+    """The section of task ``name`` (empty if the config has none)."""
+    return next((task for task in _task_sections(config) if task.get('name') == name), {})
 
 
 def official_model_options(config: dict) -> Dict[str, object]:
