@@ -22,7 +22,8 @@ SECTION_FIELDS = {
 RATIOS = {'decode': ('decoder', 'full', 'cached'), 'infer': ('model', 'pix2seq', 'detr'),
           'train': ('model', 'pix2seq', 'detr')}
 # the ONNX Runtime rows (pix2seq_mmdet.deploy) and the official ViT-B the tiny run adds to the PyTorch R50 ones
-ORT_DECODERS, ONNX_MODELS = ('ort', 'ort-int8'), ('onnx', 'onnx-int8', 'onnx-vit-b', 'detr-onnx', 'detr-onnx-int8')
+ORT_DECODERS = ('ort', 'ort-int8')
+ONNX_MODELS = ('onnx', 'onnx-int8', 'onnx-vit-b', 'onnx-parallel', 'detr-onnx', 'detr-onnx-int8')
 VIT_MODELS = ('pix2seq-vit-b', )
 
 

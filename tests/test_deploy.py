@@ -271,6 +271,73 @@ def test_decoding_with_a_static_batch_export(model, cli_export, export_dir, imag
         static(images[:2])
 
 
+# ------------------------------------------------------------------------------------------ parallel decoding
+@pytest.fixture(scope='module')
+def block_model(synthetic_cfg):
+    """The tiny synthetic model with the block objective of parallel box decoding, randomly initialised and
+    widened, decoding greedily."""
+    cfg = copy.deepcopy(synthetic_cfg)
+    cfg.model.head.block_decoding = dict(block_size=5)
+    cfg.model.test_cfg.update(strategy='greedy')
+    torch.manual_seed(0)
+    return widen_decoder(build_model(cfg, max_objects=MAX_OBJECTS).eval())
+
+
+def count_calls(monkeypatch, decoder, name):
+    """Count the calls of ``decoder.<name>`` (a list whose length grows)."""
+    calls, method = [], getattr(decoder, name)
+    monkeypatch.setattr(decoder, name, lambda *args: calls.append(1) or method(*args))
+    return calls
+
+
+@pytest.mark.parametrize('batch_size, dynamic_batch, attention', [(1, False, 'gqa'), (3, True, 'onnx')])
+def test_parallel_decoding_matches_pytorch(block_model, synthetic_cfg, images, tmp_path, monkeypatch, batch_size,
+                                           dynamic_batch, attention):
+    """The block-step graph (GroupQueryAttention at a fixed batch of 1, standard operators for a dynamic batch)
+    decodes the tokens of PyTorch's parallel decoding, never (threshold 0), for some rows (the median of the three
+    images' confidence in their first object: one keeps its block, the others fall back) and always (1) falling
+    back to token-by-token steps, with class probabilities within 1e-5."""
+    meta = export_onnx(block_model, tmp_path, batch_size=batch_size, dynamic_batch=dynamic_batch,
+                       test_pipeline=synthetic_cfg.test_dataloader.dataset.pipeline)
+    assert meta['block_attention'] == attention
+    assert meta['check']['fp32_block_logits_max_abs_diff'] < 1e-4
+    runtime = ort_runtime.Pix2SeqRuntime(tmp_path)
+    data = torch_batch(block_model, synthetic_cfg, images[:3])
+    head = block_model.head
+    with torch.no_grad():
+        memory, memory_mask = block_model.encode(data['inputs'], data['data_samples'])
+        first_block = head.forward_step(torch.tensor([[head.tokenizer.BOS] + [head.tokenizer.PAD] * 4] * 3), 0,
+                                        head.init_cache(memory, memory_mask), torch.arange(5) >= 1)
+    mixed = float(first_block.softmax(-1).amax(-1).amin(-1).median())
+    batch, _ = runtime.preprocess(images[:3])
+    steps = count_calls(monkeypatch, runtime.decoder, 'step')
+    fallback_steps = []
+    for threshold in (0.0, mixed, 1.0):
+        head.decoding_cfg.parallel, head.decoding_cfg.parallel_threshold = True, threshold
+        want_tokens, want_probs = head.generate(memory, memory_mask)
+        steps.clear()
+        got = [runtime.decode(runtime.encode(batch[start:start + batch_size]), parallel=True,
+                              parallel_threshold=threshold) for start in range(0, 3, batch_size)]
+        fallback_steps.append(len(steps))
+        got_tokens, got_probs = (np.concatenate(part) for part in zip(*got))
+        np.testing.assert_array_equal(got_tokens, want_tokens.numpy())
+        np.testing.assert_allclose(got_probs, want_probs.numpy(), atol=1e-5)
+    head.decoding_cfg.parallel = False
+    calls = len(range(0, 3, batch_size))  # decodes
+    assert fallback_steps[0] == 0 and fallback_steps[2] == 4 * MAX_OBJECTS * calls and fallback_steps[1] > 0
+    if batch_size == 1:  # one image at a time: the steps show that some objects kept their block
+        assert fallback_steps[1] < fallback_steps[2]
+
+
+def test_parallel_decoding_needs_a_block_step(export_dir, images):
+    detector = ort_runtime.Pix2SeqRuntime(export_dir[0])
+    assert detector.decoder.block_session is None and export_dir[1]['block_attention'] is None
+    with pytest.raises(ValueError, match='no block step.*block_decoding'):
+        detector(images[0], parallel=True)
+    with pytest.raises(ValueError, match='parallel decoding is greedy'):
+        detector(images[0], parallel=True, strategy='nucleus')
+
+
 # ---------------------------------------------------------------------------------------------------- sampling
 @pytest.mark.parametrize('top_k, top_p', [(0, 0.4), (0, 0.9), (5, 1.0), (5, 0.4), (0, 1.0), (80, 0.95)])
 @pytest.mark.parametrize('spread', [3.0, 0.05])

@@ -20,8 +20,10 @@ Sections (``--sections``, all by default):
   ``onnx-int8``: the same Pix2Seq R50 model exported to ONNX (frame S x S, the batch fixed) and run by
   ``pix2seq_mmdet.deploy.runtime`` on the image as a BGR array (preprocessing, encoder, decoding of every slot with
   the config's nucleus sampling, post-processing); ``onnx-int8`` with the int8 decoder step; ``onnx-vit-b`` the ViT-B
-  so.  ``detr-onnx``, ``deformable-detr-onnx`` (and ``-int8``, the MatMuls dynamically quantised): mmdet's DETR
-  and Deformable DETR exported to ONNX and run by ONNX Runtime on the same BGR array with mmdet's normalisation and
+  so; ``onnx-parallel`` (``-int8``) the R50 with the block objective of parallel box decoding, greedy, one object
+  per block step (``--parallel-threshold``: objects decoded again token by token, 0 never, 1 always).
+  ``detr-onnx``, ``deformable-detr-onnx`` (and ``-int8``, the MatMuls dynamically quantised): mmdet's DETR and
+  Deformable DETR exported to ONNX and run by ONNX Runtime on the same BGR array with mmdet's normalisation and
   post-processing in numpy (``benchmarking/peer_onnx.py``), ``deformable-detr`` the latter in PyTorch.  Ratio: each
   PyTorch model / DETR, each ONNX Runtime row / ``detr-onnx`` (/ DETR without it).
 * ``train``: ``model.train_step`` (forward, backward, gradient clipping and the optimiser step of an ``OptimWrapper``
@@ -113,6 +115,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--amp', action='store_true', help='autocast: fp16 on CUDA, bf16 on CPU')
     parser.add_argument('--compile', action='store_true', help='infer: compile Pix2Seq\'s decoder step')
+    parser.add_argument('--parallel-threshold', type=float, default=0.0,
+                        help='infer, onnx-parallel rows: objects whose least probable token is at most this are '
+                             'decoded again token by token (0: never, 1: always)')
     parser.add_argument('--tiny', action='store_true', help='tiny models and settings, for tests')
     parser.add_argument('--json', metavar='PATH', help='write every row to this JSON file')
     parser.add_argument('--plot', metavar='PATH', help='draw decode time against object count (decode section)')
@@ -136,7 +141,8 @@ def parse_args() -> argparse.Namespace:
 def plan_tasks(args: argparse.Namespace) -> List[dict]:
     """One task per row, paired rows adjacent (cached/full, pix2seq/detr)."""
     common = dict(device=args.device, amp=args.amp, compile=args.compile, tiny=args.tiny, warmup=args.warmup,
-                  repeats=args.repeats, long_run=args.long_run, ort_threads=args.ort_threads)
+                  repeats=args.repeats, long_run=args.long_run, ort_threads=args.ort_threads,
+                  parallel_threshold=args.parallel_threshold)
     tasks = []
     if 'decode' in args.sections:
         tasks += [dict(common, section='decode', model='pix2seq', decoder=decoder, batch=batch, objects=objects,

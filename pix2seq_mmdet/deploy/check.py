@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .metadata import load_metadata
+from .metadata import TOKENS_PER_OBJECT, load_metadata
 from .runtime import Pix2SeqRuntime
 from .traced import EncoderModule
 
@@ -19,6 +19,22 @@ def torch_decoder_logits(head: nn.Module, memory: Tensor, tokens: Tensor) -> Ten
         steps = [head.forward_step(tokens[:, t:t + 1], torch.tensor([t]), cache)[:, -1] for t in
                  range(tokens.shape[1])]
     return torch.stack(steps, dim=1)
+
+
+def torch_block_logits(head: nn.Module, memory: Tensor, tokens: Tensor) -> Tensor:
+    """The PyTorch head's first two block steps of parallel decoding (``decoding.decode_in_blocks``) on (B, 6)
+    teacher-forced tokens, BOS and one object: the block of BOS at position 0, then the object's five tokens at
+    positions 1 .. 5, each followed by the ``TOKENS_PER_OBJECT - 1`` block queries -> (B, 2, 5, V) logits."""
+    queries = TOKENS_PER_OBJECT - 1
+    with torch.no_grad():
+        cache = head.init_cache(memory, None)
+        blocks = []
+        for real, position in ((tokens[:, :1], 0), (tokens[:, 1:], 1)):
+            step_tokens = torch.cat([real, real.new_full((real.shape[0], queries), head.tokenizer.PAD)], dim=1)
+            query_mask = torch.arange(step_tokens.shape[1]) >= real.shape[1]
+            blocks.append(head.forward_step(step_tokens, torch.tensor([position]), cache,
+                                            query_mask)[:, -TOKENS_PER_OBJECT:])
+    return torch.stack(blocks, dim=1)
 
 
 def check_export(model: nn.Module, out_dir: Union[str, Path], steps: int = 6, seed: int = 0,
@@ -47,14 +63,25 @@ def check_export(model: nn.Module, out_dir: Union[str, Path], steps: int = 6, se
     tokens = torch.randint(0, head.tokenizer.vocab_size, (batch, steps), generator=generator)
     tokens[:, 0] = head.tokenizer.BOS
     reference = torch_decoder_logits(head, expected[0], tokens).numpy()
+    block_tokens = torch.randint(0, head.tokenizer.vocab_size, (batch, TOKENS_PER_OBJECT + 1), generator=generator)
+    block_tokens[:, 0] = head.tokenizer.BOS
+    check_blocks = 'decoder_block' in meta['graphs'] and head.tokenizer.num_positions >= 2 * TOKENS_PER_OBJECT
+    block_reference = torch_block_logits(head, expected[0], block_tokens).numpy() if check_blocks else None
     decoders = ['fp32'] + (['int8'] if 'decoder_step_int8' in meta['graphs'] else [])
     for decoder in decoders:
         step_runtime = runtime if decoder == 'fp32' else Pix2SeqRuntime(out_dir, decoder=decoder)
         step_runtime.decoder.start(encoded)
         logits = np.stack([step_runtime.decoder.step(tokens[:, t].numpy(), t).copy() for t in range(steps)], 1)
         result[f'{decoder}_logits_max_abs_diff'] = float(np.abs(logits - reference).max())
+        if check_blocks:  # the block step of parallel decoding
+            step_runtime.decoder.start(encoded)
+            block_logits = np.stack([step_runtime.decoder.block_step(block_tokens[:, :1].numpy(), 0).copy(),
+                                     step_runtime.decoder.block_step(block_tokens[:, 1:].numpy(), 1).copy()], axis=1)
+            result[f'{decoder}_block_logits_max_abs_diff'] = float(np.abs(block_logits - block_reference).max())
     if result['encoder_max_abs_diff'] > 1e-3 * max(1.0, float(np.abs(expected[0].numpy()).max())):
         raise AssertionError(f'encoder.onnx differs from PyTorch: {result}')
-    if result['fp32_logits_max_abs_diff'] > atol:
-        raise AssertionError(f'decoder_step.onnx logits differ from PyTorch by more than {atol}: {result}')
+    checked = (('fp32_logits_max_abs_diff', 'decoder_step'), ('fp32_block_logits_max_abs_diff', 'decoder_block'))
+    for key, graph in checked:
+        if result.get(key, 0.0) > atol:
+            raise AssertionError(f'{graph}.onnx logits differ from PyTorch by more than {atol}: {result}')
     return result

@@ -17,9 +17,15 @@ Files written into the output folder (``tools/deployment/pytorch2onnx.py`` is th
   runtime binds the same buffer as input and output and attends over positions ``0 .. position`` only; ``'onnx'``
   standard operators (``ScatterElements`` into the cache, attention over the whole cache under the causal mask), for
   ONNX runtimes without Microsoft's operators.
+* ``decoder_block.onnx``, for a head trained for parallel box decoding (``block_decoding`` with blocks of one
+  object): the block step of ``decoding.decode_in_blocks``, ``tokens`` (B, T) with T dynamic (the real tokens the
+  cache lacks, then 4 positions that read the learned block query) at ``position`` -> ``logits`` (B, 5, V) of the
+  object's five tokens, and the cache, the same inputs and outputs otherwise.  Its self-attention is ``attention``'s
+  for a fixed batch of 1 and standard operators otherwise (:func:`block_attention`).
 * ``decoder_step_int8.onnx`` (``int8``): ``onnxruntime.quantization.quantize_dynamic`` of the decoder step, int8
-  weights of every MatMul with a constant weight (activations quantised per call); ``encoder_int8.onnx``
-  (``int8_encoder``) the same for the encoder's MatMuls (its convolutions stay fp32).
+  weights of every MatMul with a constant weight (activations quantised per call), and ``decoder_block_int8.onnx``
+  of the block step; ``encoder_int8.onnx`` (``int8_encoder``) the same for the encoder's MatMuls (its convolutions
+  stay fp32).
 * ``pix2seq.json``: format version, a random ``export_id`` (also stamped into every graph's metadata) and each
   graph's sha256, inputs and outputs; the vocabulary layout (special ids, class token ids, coordinate offset,
   ``num_bins``, ``max_objects``, the constrained-decoding table; with the ``instance_segmentation`` task the task's
@@ -52,7 +58,14 @@ from .traced import DecoderStepModule, EncoderModule, decoder_step_names, encode
 
 DEFAULT_OPSET = 17
 GRAPH_FILES = dict(encoder='encoder.onnx', decoder_step='decoder_step.onnx',
-                   decoder_step_int8='decoder_step_int8.onnx', encoder_int8='encoder_int8.onnx')
+                   decoder_step_int8='decoder_step_int8.onnx', encoder_int8='encoder_int8.onnx',
+                   decoder_block='decoder_block.onnx', decoder_block_int8='decoder_block_int8.onnx')
+
+
+def block_attention(attention: str, batch_size: int, dynamic_batch: bool) -> str:
+    """The block step's self-attention: ONNX Runtime's CPU ``GroupQueryAttention`` writes several new tokens into a
+    filled cache at batch 1 only, so the block step of a larger or dynamic batch uses standard operators."""
+    return attention if batch_size == 1 and not dynamic_batch else 'onnx'
 
 
 # --------------------------------------------------------------------------------------------------- export
@@ -63,31 +76,39 @@ def _geometry(model: nn.Module, memory_len: int) -> dict:
 
 
 def _torch_export(module: nn.Module, args: tuple, path: Path, input_names: List[str], output_names: List[str],
-                  opset: int, dynamic_batch: bool, custom_opsets: Optional[Dict[str, int]] = None) -> None:
-    dynamic_axes = None
+                  opset: int, dynamic_batch: bool, custom_opsets: Optional[Dict[str, int]] = None,
+                  dynamic_tokens: bool = False) -> None:
+    dynamic_axes = {}
     if dynamic_batch:
         dynamic_axes = {name: {0: 'batch'} for name in input_names + output_names if name != 'position'}
+    if dynamic_tokens:
+        dynamic_axes.setdefault('tokens', {})[1] = 'tokens'
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the TorchScript exporter's deprecation and tracer notes
         torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
-                          opset_version=opset, dynamo=False, do_constant_folding=True, dynamic_axes=dynamic_axes,
-                          custom_opsets=custom_opsets)
+                          opset_version=opset, dynamo=False, do_constant_folding=True,
+                          dynamic_axes=dynamic_axes or None, custom_opsets=custom_opsets)
 
 
 def export_decoder_step(head: nn.Module, path: Union[str, Path], batch_size: int, memory_len: int,
-                        opset: int = DEFAULT_OPSET, dynamic_batch: bool = False, attention: str = 'gqa') -> None:
+                        opset: int = DEFAULT_OPSET, dynamic_batch: bool = False, attention: str = 'gqa',
+                        block: bool = False) -> None:
     """Write ``head``'s decoder step (eval mode) as ONNX for ``batch_size`` rows and ``memory_len`` memory
-    positions (the batch axis dynamic when ``dynamic_batch``); ``attention``: see :class:`DecoderStepModule`."""
+    positions (the batch axis dynamic when ``dynamic_batch``); ``attention`` and ``block`` (the block step of
+    parallel decoding, whose token axis is dynamic): see :class:`DecoderStepModule`."""
     head.eval()
     num_layers = len(head.layers)
     head_dims = head.embed_dims // head.num_heads
     memory = torch.zeros(batch_size, head.num_heads, memory_len, head_dims)
     cache = torch.zeros(batch_size, head.num_heads, head.tokenizer.num_positions, head_dims)
-    args = (torch.full((batch_size, 1), head.tokenizer.BOS, dtype=torch.long), torch.zeros(1, dtype=torch.long),
+    num_tokens = 2 * TOKENS_PER_OBJECT - 1 if block else 1  # the block step's longest: an object, then the queries
+    args = (torch.full((batch_size, num_tokens), head.tokenizer.BOS, dtype=torch.long),
+            torch.zeros(1, dtype=torch.long),
             *[memory.clone() for _ in range(2 * num_layers)], *[cache.clone() for _ in range(2 * num_layers)])
     with torch.no_grad():
-        _torch_export(DecoderStepModule(head, attention).eval(), args, Path(path), *decoder_step_names(num_layers),
-                      opset, dynamic_batch, {'com.microsoft': 1} if attention == 'gqa' else None)
+        _torch_export(DecoderStepModule(head, attention, block).eval(), args, Path(path),
+                      *decoder_step_names(num_layers), opset, dynamic_batch,
+                      {'com.microsoft': 1} if attention == 'gqa' else None, dynamic_tokens=block)
 
 
 def export_encoder(model: nn.Module, path: Union[str, Path], batch_size: int, opset: int = DEFAULT_OPSET,
@@ -267,9 +288,15 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
     memory_len = export_encoder(model, paths['encoder'], batch_size, opset, dynamic_batch)
     export_decoder_step(head, paths['decoder_step'], batch_size, memory_len, opset, dynamic_batch, attention)
     written = ['encoder', 'decoder_step']
+    parallel = head.block_size == TOKENS_PER_OBJECT  # trained for parallel decoding: the block step too
+    if parallel:
+        export_decoder_step(head, paths['decoder_block'], batch_size, memory_len, opset, dynamic_batch,
+                            block_attention(attention, batch_size, dynamic_batch), block=True)
+        written.append('decoder_block')
     if int8:
-        quantize_int8(paths['decoder_step'], paths['decoder_step_int8'])
-        written.append('decoder_step_int8')
+        for step in ['decoder_step'] + (['decoder_block'] if parallel else []):
+            quantize_int8(paths[step], paths[f'{step}_int8'])
+            written.append(f'{step}_int8')
     if int8_encoder:
         quantize_int8(paths['encoder'], paths['encoder_int8'])
         written.append('encoder_int8')
@@ -286,7 +313,9 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
     from .. import __version__
     meta = dict(format='pix2seq-onnx', format_version=FORMAT_VERSION, export_id=export_id,
                 exporter=f'pix2seq_mmdet {__version__}, torch {torch.__version__}', opset=opset,
-                batch_size=batch_size, dynamic_batch=dynamic_batch, decoder_attention=attention, graphs=graphs,
+                batch_size=batch_size, dynamic_batch=dynamic_batch, decoder_attention=attention,
+                block_attention=block_attention(attention, batch_size, dynamic_batch) if parallel else None,
+                graphs=graphs,
                 vocabulary=vocabulary_spec(head.tokenizer), preprocess=preprocess,
                 geometry=_geometry(model, memory_len), classes=list(class_names), decoding=decoding_spec(head),
                 mask_decoding=instance_decoding_spec(head, 'instance_segmentation'),

@@ -1,7 +1,7 @@
 """Pix2Seq inference with ONNX Runtime: numpy, onnxruntime and OpenCV, no torch, mmcv or mmdet.
 
 Reads a folder written by ``tools/deployment/pytorch2onnx.py`` (``pix2seq.json``, ``encoder.onnx``,
-``decoder_step.onnx``, optionally ``decoder_step_int8.onnx``)::
+``decoder_step.onnx``, optionally ``decoder_step_int8.onnx`` and, for parallel box decoding, ``decoder_block.onnx``)::
 
     from pix2seq_mmdet.deploy.runtime import Pix2SeqRuntime
     detector = Pix2SeqRuntime('work_dirs/onnx')            # decoder='int8' for the quantised decoder step
@@ -32,6 +32,10 @@ What happens, as the PyTorch model does it:
 * token selection as ``pix2seq_mmdet.models.decoding.decode_sequences`` (greedy, top-k, nucleus with the official
   filter of ``decoding.filter_logits``; optional constrained decoding; PAD after EOS; class probabilities from the
   logits at class positions, the official whole-vocabulary softmax);
+* with ``parallel=True`` (an export of a model trained with ``block_decoding``), greedy decoding of one object per
+  call of the block-step graph, on the same bound cache, as ``decoding.decode_in_blocks``: an object whose least
+  probable token is at most ``parallel_threshold`` is decoded again token by token with the decoder step
+  (``sampling.decode_in_blocks``);
 * post-processing as ``Pix2SeqHead.tokens_to_instances``: malformed slots dropped, ``classes_per_box`` detections
   per box, boxes normalised to the frame, clipped to the resized image, empty ones dropped, divided by the scale
   factor, sorted by score, at most ``max_per_img``;
@@ -61,10 +65,11 @@ from .keypoints import KeypointOptions
 from .masks import MaskOptions
 from .metadata import META_FILE, Vocabulary, load_metadata
 from .processing import Detections, ImageLike, ImageMeta, as_image_list, postprocess, preprocess
-from .sampling import DecodingOptions, decode_responses, decode_tokens
+from .sampling import DecodingOptions, decode_in_blocks, decode_responses, decode_tokens
 from .sessions import DecoderStep, EncoderOutputs, bound, check_graph, make_session_options, open_session
 
 DECODERS = {'fp32': 'decoder_step', 'int8': 'decoder_step_int8'}
+BLOCK_STEPS = {'decoder_step': 'decoder_block', 'decoder_step_int8': 'decoder_block_int8'}  # parallel decoding
 INSTANCE_TASKS = {options.task: options for options in (MaskOptions, KeypointOptions)}  # in the tokenizer's order
 
 
@@ -108,10 +113,18 @@ class Pix2SeqRuntime:
                                             meta, session_options, providers)
         decoder_session = open_session(self.model_dir / graphs[decoder_key]['file'], graphs[decoder_key], meta,
                                        session_options, providers)
+        block_key = BLOCK_STEPS[decoder_key]
+        block_session = None
+        if block_key in graphs:  # a model trained for parallel box decoding
+            if verify:
+                check_graph(self.model_dir / graphs[block_key]['file'], graphs[block_key], meta, meta_path)
+            block_session = open_session(self.model_dir / graphs[block_key]['file'], graphs[block_key], meta,
+                                         session_options, providers)
         self.vocab = Vocabulary(meta['vocabulary'])
         self.geometry = meta['geometry']
         self.static_batch = None if meta['dynamic_batch'] else int(meta['batch_size'])
-        self.decoder = DecoderStep(decoder_session, self.geometry, self.vocab.vocab_size, self.static_batch)
+        self.decoder = DecoderStep(decoder_session, self.geometry, self.vocab.vocab_size, self.static_batch,
+                                   block_session)
         self.class_names = list(meta['classes'])
         defaults = meta['decoding']
         self.default_options = {key: defaults[key] for key in DecodingOptions.__dataclass_fields__ if key in defaults}
@@ -147,19 +160,29 @@ class Pix2SeqRuntime:
         return outputs
 
     def options(self, **overrides) -> DecodingOptions:
-        """The exported decoding defaults with ``overrides`` (None values ignored)."""
+        """The exported decoding defaults with ``overrides`` (None values ignored); ``parallel=True`` without a
+        ``strategy`` decodes greedily (parallel decoding's only strategy)."""
         unknown = set(overrides) - set(DecodingOptions.__dataclass_fields__)
         if unknown:
             raise TypeError(f'unknown decoding options {sorted(unknown)}; known: '
                             f'{sorted(DecodingOptions.__dataclass_fields__)}')
+        if overrides.get('parallel') and overrides.get('strategy') is None:
+            overrides['strategy'] = 'greedy'
         return DecodingOptions(**{**self.default_options,
                                   **{key: value for key, value in overrides.items() if value is not None}})
 
     def decode(self, encoded: EncoderOutputs, seed: Optional[int] = None,
                **overrides) -> Tuple[np.ndarray, np.ndarray]:
-        """Decode every object slot: ``tokens`` (B, 5 K) int64 and ``class_probs`` (B, K, C) float32."""
+        """Decode every object slot: ``tokens`` (B, 5 K) int64 and ``class_probs`` (B, K, C) float32; with
+        ``parallel=True`` one object per block step (an export of a model trained with ``block_decoding``)."""
         options = self.options(**overrides)
+        if options.parallel and self.decoder.block_session is None:
+            raise ValueError(f'{self.model_dir} has no block step (decoder_block.onnx): parallel decoding needs a '
+                             'model trained with model.head.block_decoding; decode with parallel=False')
         self.decoder.start(encoded)
+        if options.parallel:
+            return decode_in_blocks(self.decoder.step, self.decoder.block_step, encoded.batch_size, self.vocab,
+                                    options)
         return decode_tokens(self.decoder.step, encoded.batch_size, self.vocab, options,
                              np.random.default_rng(seed))
 

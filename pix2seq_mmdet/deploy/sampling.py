@@ -1,6 +1,7 @@
 """Token selection and the decoding loops of the ONNX runtime, in numpy: the greedy, top-k and nucleus strategies
 of ``pix2seq_mmdet.models.decoding`` (the official nucleus filter), constrained decoding, PAD after EOS and the class
 probabilities at class positions; the responses to instance prompts as ``decoding.decode_responses``."""
+import argparse
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -21,17 +22,37 @@ class DecodingOptions:
     constrained: bool = False
     stop_at_eos: bool = False
     renormalize_scores: bool = False
+    parallel: bool = False
+    parallel_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ValueError(f'the ONNX runtime decodes with one of {STRATEGIES}, got strategy {self.strategy!r} '
                              f'(pass strategy=... to override the exported default)')
+        if self.parallel and self.strategy != 'greedy':
+            raise ValueError(f'parallel decoding is greedy, got strategy {self.strategy!r} (pass strategy=\'greedy\')')
+        if not 0 <= self.parallel_threshold <= 1:
+            raise ValueError(f'parallel_threshold must be in [0, 1], got {self.parallel_threshold}')
         if not self.temperature > 0:
             raise ValueError(f'temperature must be > 0, got {self.temperature}')
         if not 0 < self.top_p <= 1:
             raise ValueError(f'top_p must be in (0, 1], got {self.top_p}')
         if self.top_k < 0 or (self.strategy == 'top_k' and self.top_k < 1):
             raise ValueError(f'top_k must be >= 0 (>= 1 for strategy top_k), got {self.top_k}')
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    """The decoding options of the deployment tools (``onnx_demo.py``, ``onnx_test.py``): ``--strategy``, ``--seed``,
+    ``--parallel`` and ``--parallel-threshold``, passed to the runtime as :class:`DecodingOptions` overrides (None:
+    the exported default)."""
+    parser.add_argument('--strategy', choices=STRATEGIES, help='decoding strategy (default: the exported test_cfg\'s)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the sampling strategies')
+    parser.add_argument('--parallel', action='store_true',
+                        help='parallel box decoding, one object per block step, greedy (an export of a model trained '
+                             'with model.head.block_decoding)')
+    parser.add_argument('--parallel-threshold', type=float,
+                        help='with --parallel: an object whose least probable token is at most this is decoded '
+                             'again token by token (default: the exported test_cfg\'s)')
 
 
 NUCLEUS_MIN_RATIO = 1e-4  # nucleus candidates: probability at least this fraction of the most likely token's
@@ -115,6 +136,48 @@ def decode_tokens(step, batch_size: int, vocab: Vocabulary, options: DecodingOpt
         tokens[:, position] = next_tokens
         current = next_tokens
         if options.stop_at_eos and is_class_position and finished.all():
+            break
+    return tokens, class_probs
+
+
+def decode_in_blocks(step, block_step, batch_size: int, vocab: Vocabulary,
+                     options: DecodingOptions) -> Tuple[np.ndarray, np.ndarray]:
+    """The loop of ``decoding.decode_in_blocks`` (greedy, one object per block step) over ``block_step(tokens (B, T),
+    position) -> logits (B, 5, V)``, the real tokens the cache lacks followed by the block queries, and, for the
+    objects of rows whose least probable token is at most ``options.parallel_threshold``, ``step(tokens (B,),
+    position) -> logits (B, V)`` token by token; returns what :func:`decode_tokens` does."""
+    tokens = np.full((batch_size, vocab.seq_len), vocab.pad, dtype=np.int64)
+    class_probs = np.zeros((batch_size, vocab.max_objects, vocab.num_classes), dtype=np.float32)
+    finished = np.zeros(batch_size, dtype=bool)
+    pending = np.full((batch_size, 1), vocab.bos, dtype=np.int64)  # real tokens the cache lacks
+    position = 0
+    for slot in range(vocab.max_objects):
+        start = slot * TOKENS_PER_OBJECT
+        logits = block_step(pending, position)
+        if options.constrained:
+            logits = logits + vocab.constraint
+        block = logits.argmax(-1)  # (B, 5)
+        confidence = softmax(logits).max(-1).min(-1)
+        unsure = ~finished & (confidence <= options.parallel_threshold)
+        fell_back = bool(unsure.any())
+        class_logits = logits[:, -1]
+        if fell_back:  # the unsure rows take the token-by-token tokens, the others keep their block's
+            for offset in range(1, TOKENS_PER_OBJECT):
+                step_logits = step(block[:, offset - 1], start + offset)
+                if options.constrained:
+                    step_logits = step_logits + vocab.constraint[offset]
+                block[:, offset] = np.where(unsure, step_logits.argmax(-1), block[:, offset])
+            class_logits = np.where(unsure[:, None], step_logits, class_logits)
+        class_probs[:, slot] = vocab.class_probabilities(class_logits, options.renormalize_scores)
+        is_end = block == vocab.eos
+        after_end = (np.cumsum(is_end, axis=1) - is_end) > 0
+        block = np.where(finished[:, None] | after_end, vocab.pad, block)
+        finished |= is_end.any(1)
+        tokens[:, start:start + TOKENS_PER_OBJECT] = block
+        # the real tokens the cache lacks: the class token after token-by-token steps, else the whole object
+        pending = block[:, -1:] if fell_back else block
+        position = start + (TOKENS_PER_OBJECT if fell_back else 1)
+        if options.stop_at_eos and finished.all():
             break
     return tokens, class_probs
 

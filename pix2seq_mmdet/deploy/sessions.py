@@ -7,7 +7,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import onnxruntime as ort
 
-from .metadata import EXPORT_ID_KEY, ExportMismatchError, sha256_file
+from .metadata import EXPORT_ID_KEY, TOKENS_PER_OBJECT, ExportMismatchError, sha256_file
 
 # ONNX Runtime folds the attention's 1/sqrt(Dh) query scaling into its MatMul (MatMulScaleFusion, alpha != 1), which
 # sends the single-query products off MLAS's matrix-vector kernels (they take alpha == 1) onto the packing GEMM path
@@ -95,27 +95,32 @@ class GrowingBuffers:
 
 
 class DecoderStep:
-    """``decoder_step.onnx`` (or its int8 version) in an ONNX Runtime session, driven through IO binding.
+    """``decoder_step.onnx`` (or its int8 version) in an ONNX Runtime session, driven through IO binding, and, for an
+    export with parallel box decoding, ``decoder_block.onnx`` over the same buffers.
 
     :meth:`start` binds, for a batch, the encoder's key/value buffers as inputs (or, for sequences that read given
     images, those images' keys and values gathered into the step's own buffers), a zeroed self-attention cache per
     layer as both input and output (updated in place by the graph), the token and position inputs and the logits
     output; :meth:`step` then writes the tokens and the position into their bound buffers and runs.  The buffers
     (:class:`GrowingBuffers`) are reused by later batches (entries of an earlier decode beyond the current position
-    are masked out by the graph's causal mask, so the cache needs no clearing).
+    are masked out by the graph's causal mask, so the cache needs no clearing).  :meth:`block_step` runs the block
+    step on the same cache, with one binding per token count.
 
     Args:
         session (ort.InferenceSession): The decoder-step session.
         geometry (dict): ``pix2seq.json``'s ``geometry``.
         vocab_size (int): Logits per row.
         static_batch (int, optional): The graph's fixed batch size (None: dynamic).
+        block_session (ort.InferenceSession, optional): The block-step session (parallel box decoding).
     """
 
     def __init__(self, session: ort.InferenceSession, geometry: dict, vocab_size: int,
-                 static_batch: Optional[int]) -> None:
+                 static_batch: Optional[int], block_session: Optional[ort.InferenceSession] = None) -> None:
         self.session = session
+        self.block_session = block_session
         self.static_batch = static_batch
         self.num_layers = geometry['num_layers']
+        self.vocab_size = vocab_size
         heads, dims = geometry['num_heads'], geometry['head_dims']
         cache_shape, memory_shape = (heads, geometry['cache_len'], dims), (heads, geometry['memory_len'], dims)
         num_caches = 2 * self.num_layers
@@ -127,6 +132,23 @@ class DecoderStep:
         self._position = np.zeros(1, np.int64)
         self.binding: Optional[ort.IOBinding] = None
         self.buffers: Optional[dict] = None
+        self._bound: Optional[Tuple[list, list]] = None  # the memory and cache values of the current batch
+        self._block_bindings: dict = {}
+
+    def _bind(self, session: ort.InferenceSession, tokens: np.ndarray, logits: np.ndarray) -> ort.IOBinding:
+        """A binding of ``session`` over the current batch's memory and cache and the given token and logits
+        buffers."""
+        memory_values, cache_values = self._bound
+        binding = session.io_binding()
+        binding.bind_ortvalue_input('tokens', bound(tokens))
+        binding.bind_ortvalue_input('position', bound(self._position))
+        for layer in range(self.num_layers):
+            for offset, kind in enumerate(('key', 'value')):
+                binding.bind_ortvalue_input(f'memory_{kind}_{layer}', memory_values[2 * layer + offset])
+                binding.bind_ortvalue_input(f'cache_{kind}_{layer}', cache_values[2 * layer + offset])
+                binding.bind_ortvalue_output(f'new_cache_{kind}_{layer}', cache_values[2 * layer + offset])
+        binding.bind_ortvalue_output('logits', bound(logits))
+        return binding
 
     def start(self, encoded: EncoderOutputs, image_index: Optional[np.ndarray] = None) -> None:
         """Bind everything for decoding one sequence per image of ``encoded`` or, with ``image_index`` (N,) int64,
@@ -144,17 +166,9 @@ class DecoderStep:
             for target, source in zip(memory, encoded.memory_key_value):
                 np.take(source, image_index, axis=0, out=target)
             memory_values = [bound(array) for array in memory]
-        binding = self.session.io_binding()
-        binding.bind_ortvalue_input('tokens', bound(tokens))
-        binding.bind_ortvalue_input('position', bound(self._position))
-        for layer in range(self.num_layers):
-            for offset, kind in enumerate(('key', 'value')):
-                binding.bind_ortvalue_input(f'memory_{kind}_{layer}', memory_values[2 * layer + offset])
-                cache_value = bound(cache[2 * layer + offset])
-                binding.bind_ortvalue_input(f'cache_{kind}_{layer}', cache_value)
-                binding.bind_ortvalue_output(f'new_cache_{kind}_{layer}', cache_value)  # in place
-        binding.bind_ortvalue_output('logits', bound(logits))
-        self.binding = binding
+        self._bound = (memory_values, [bound(array) for array in cache])  # the graph updates the cache in place
+        self.binding = self._bind(self.session, tokens, logits)
+        self._block_bindings = {}
         self.buffers = dict(cache=cache, tokens=tokens, position=self._position, logits=logits)
 
     def step(self, tokens: np.ndarray, position: int) -> np.ndarray:
@@ -164,3 +178,19 @@ class DecoderStep:
         self.buffers['position'][0] = position
         self.session.run_with_iobinding(self.binding)
         return self.buffers['logits']
+
+    def block_step(self, tokens: np.ndarray, position: int) -> np.ndarray:
+        """The block step of parallel box decoding: (B, T) int64 real tokens at ``position ..`` (the
+        ``TOKENS_PER_OBJECT - 1`` block queries follow them) -> (B, 5, V) float32 logits of the object's tokens (a
+        bound buffer, overwritten by the next block step with as many tokens)."""
+        num_rows, num_real = tokens.shape
+        num_tokens = num_real + TOKENS_PER_OBJECT - 1
+        if num_tokens not in self._block_bindings:
+            buffers = (np.zeros((num_rows, num_tokens), np.int64),
+                       np.zeros((num_rows, TOKENS_PER_OBJECT, self.vocab_size), np.float32))
+            self._block_bindings[num_tokens] = (self._bind(self.block_session, *buffers), *buffers)
+        binding, token_buffer, logits = self._block_bindings[num_tokens]
+        token_buffer[:, :num_real] = tokens
+        self._position[0] = position
+        self.block_session.run_with_iobinding(binding)
+        return logits

@@ -21,71 +21,89 @@ from mmdet.structures import DetDataSample
 from torch import Tensor, nn
 
 from ..models.decoding import DecodingCache
+from ..models.tokenizer import TOKENS_PER_OBJECT
 from ..models.transformer import AttentionKernel, single_query_attention
 
 ATTENTION_KINDS = ('gqa', 'onnx')
 
 
 def merge_heads(g, split):
-    """In a symbolic function: (B, H, 1, Dh) -> (B, 1, H * Dh), the layout of ONNX Runtime's attention operators;
+    """In a symbolic function: (B, H, T, Dh) -> (B, T, H * Dh), the layout of ONNX Runtime's attention operators;
     the input of the reshape that split the heads (``Attention._split_heads``) when there is one."""
     node = split.node()
     if node.kind() == 'onnx::Reshape':
         return node.inputsAt(0)
-    return g.op('Reshape', split, g.op('Constant', value_t=torch.tensor([0, 1, -1])))
+    tokens_first = g.op('Transpose', split, perm_i=[0, 2, 1, 3])
+    return g.op('Reshape', tokens_first, g.op('Constant', value_t=torch.tensor([0, 0, -1])))
+
+
+def with_any_length(tensor_type):
+    """A traced (B, T, D) tensor type with T left open: a graph whose token axis is dynamic (the block step) must
+    not carry the traced length into ONNX Runtime's shape inference."""
+    sizes = tensor_type.varyingSizes()
+    return tensor_type.with_sizes([sizes[0], None, sizes[2]]) if sizes and len(sizes) == 3 else tensor_type
+
+
+def merged(out: Tensor) -> Tensor:
+    """(B, H, T, Dh) -> (B, T, H * Dh)."""
+    return out.transpose(1, 2).reshape(out.shape[0], out.shape[2], -1)
 
 
 class CachedSelfAttention(torch.autograd.Function):
-    """One token's self-attention with the static cache: write its key/value at ``position`` and attend over
-    positions ``0 .. position``.  Computed in PyTorch as the package's static-shape step does (scatter, causal mask
-    over the whole buffer); exported as ONNX Runtime's ``com.microsoft.GroupQueryAttention`` (as many key/value heads
-    as query heads, i.e. plain multi-head attention), which appends to a cache bound as both its past and present
-    input/output in place and reads only the filled positions.
+    """The self-attention of T tokens with the static cache: write their keys/values at ``position .. position + T
+    - 1`` and let token ``t`` attend over positions ``0 .. position + t``.  Computed in PyTorch as the package's
+    static-shape step does (scatter, causal mask over the whole buffer); exported as ONNX Runtime's
+    ``com.microsoft.GroupQueryAttention`` (as many key/value heads as query heads, i.e. plain multi-head attention),
+    which writes into a cache bound as both its past and present input/output in place and reads only the filled
+    positions.
 
-    Args (of ``apply``): ``query``, ``key``, ``value`` (B, H, 1, Dh) projected heads, ``past_key``, ``past_value``
-    (B, H, L, Dh), ``position`` (1,) int64, ``num_heads`` ``H``.  Returns the (B, 1, D) attention output, heads
+    Args (of ``apply``): ``query``, ``key``, ``value`` (B, H, T, Dh) projected heads, ``past_key``, ``past_value``
+    (B, H, L, Dh), ``position`` (1,) int64, ``num_heads`` ``H``.  Returns the (B, T, D) attention output, heads
     merged, and the new keys and values (B, H, L, Dh).
     """
 
     @staticmethod
     def forward(ctx, query: Tensor, key: Tensor, value: Tensor, past_key: Tensor, past_value: Tensor,
                 position: Tensor, num_heads: int) -> Tuple[Tensor, Tensor, Tensor]:
-        index = position.view(1, 1, 1, 1).expand_as(key)
+        positions = position + torch.arange(key.shape[2], device=position.device)
+        index = positions.view(1, 1, -1, 1).expand_as(key)
         new_key, new_value = past_key.scatter(2, index, key), past_value.scatter(2, index, value)
-        attend = torch.arange(past_key.shape[2], device=position.device) <= position
-        out = single_query_attention(query, new_key, new_value, attend)
-        return out.reshape(out.shape[0], 1, -1), new_key, new_value
+        attend = torch.arange(past_key.shape[2], device=position.device) <= positions[:, None]
+        return merged(single_query_attention(query, new_key, new_value, attend)), new_key, new_value
 
     @staticmethod
     def symbolic(g, query, key, value, past_key, past_value, position, num_heads):
-        query, key, value = (merge_heads(g, x) for x in (query, key, value))  # (B, 1, D)
-        position32 = g.op('Cast', position, to_i=6)  # int32
-        seqlens_k = g.op('Expand', position32, g.op('Shape', query, start_i=0, end_i=1))  # (B,): total length - 1
+        query, key, value = (merge_heads(g, x) for x in (query, key, value))  # (B, T, D)
+        num_tokens = g.op('Cast', g.op('Shape', query, start_i=1, end_i=2), to_i=6)  # (1,) int32: T
+        total_length = g.op('Add', g.op('Cast', position, to_i=6), num_tokens)  # (1,) int32
         one = g.op('Constant', value_t=torch.tensor([1], dtype=torch.int32))
-        total_length = g.op('Squeeze', g.op('Add', position32, one))  # scalar: total length
+        zeros = g.op('ConstantOfShape', g.op('Shape', query, start_i=0, end_i=1),
+                     value_t=torch.tensor([0], dtype=torch.int32))  # (B,)
+        seqlens_k = g.op('Add', zeros, g.op('Sub', total_length, one))  # (B,): total length - 1
+        total_length = g.op('Squeeze', total_length)  # scalar
         out, new_key, new_value = g.op('com.microsoft::GroupQueryAttention', query, key, value, past_key, past_value,
                                        seqlens_k, total_length, num_heads_i=num_heads, kv_num_heads_i=num_heads,
                                        outputs=3)
-        for output, like in zip((out, new_key, new_value), (query, past_key, past_value)):
-            output.setType(like.type())  # the exporter's shape inference does not know the operator
+        out.setType(with_any_length(query.type()))  # the exporter's shape inference does not know the operator
+        new_key.setType(past_key.type())
+        new_value.setType(past_value.type())
         return out, new_key, new_value
 
 
 class MemoryAttention(torch.autograd.Function):
-    """One query's cross-attention to the projected memory: ``query`` (B, H, 1, Dh), ``key`` / ``value``
-    (B, H, S, Dh), ``num_heads`` -> (B, 1, D), heads merged.  Computed as ``single_query_attention``; exported as ONNX
+    """The cross-attention of T queries to the projected memory: ``query`` (B, H, T, Dh), ``key`` / ``value``
+    (B, H, S, Dh), ``num_heads`` -> (B, T, D), heads merged.  Computed as ``single_query_attention``; exported as ONNX
     Runtime's ``com.microsoft.MultiHeadAttention`` (one fused operator instead of seven)."""
 
     @staticmethod
     def forward(ctx, query: Tensor, key: Tensor, value: Tensor, num_heads: int) -> Tensor:
-        out = single_query_attention(query, key, value)
-        return out.reshape(out.shape[0], 1, -1)
+        return merged(single_query_attention(query, key, value))
 
     @staticmethod
     def symbolic(g, query, key, value, num_heads):
         merged = merge_heads(g, query)
         out = g.op('com.microsoft::MultiHeadAttention', merged, key, value, num_heads_i=num_heads)
-        out.setType(merged.type())
+        out.setType(with_any_length(merged.type()))
         return out
 
 
@@ -131,7 +149,7 @@ class GroupQueryAttentionCache(FunctionalCache):
                    is_causal: bool = False, dropout_p: float = 0.0) -> Tensor:
             out, *self.updated[layer_index] = CachedSelfAttention.apply(query, key, value,
                                                                         *self.self_key_value[layer_index],
-                                                                        self.positions, num_heads)
+                                                                        self.positions[:1], num_heads)
             return out
 
         return kernel
@@ -156,24 +174,36 @@ def swapped_kernels(layers: Sequence[nn.Module],
 
 
 class DecoderStepModule(nn.Module):
-    """``(tokens (B, 1), position (1,), memory keys/values, cache keys/values) -> (logits (B, V), new cache)`` (the
+    """``(tokens (B, T), position (1,), memory keys/values, cache keys/values) -> (logits, new cache)`` (the
     argument order of :func:`decoder_step_names`): ``head.forward_step`` with a :class:`FunctionalCache`
-    (``attention='onnx'``) or a :class:`GroupQueryAttentionCache` (``'gqa'``) over the graph's inputs."""
+    (``attention='onnx'``) or a :class:`GroupQueryAttentionCache` (``'gqa'``) over the graph's inputs.
 
-    def __init__(self, head: nn.Module, attention: str = 'gqa') -> None:
+    The token step (``block=False``) reads one token (T = 1) and returns the (B, V) logits of the next.  The block
+    step (``block=True``, parallel decoding of a head trained with ``block_decoding``) is one step of
+    ``decoding.decode_in_blocks``: the real tokens the cache lacks, then ``TOKENS_PER_OBJECT - 1`` positions that read
+    the learned block query, -> the (B, 5, V) logits of the last five positions, the object's tokens.
+    """
+
+    def __init__(self, head: nn.Module, attention: str = 'gqa', block: bool = False) -> None:
         super().__init__()
         if attention not in ATTENTION_KINDS:
             raise ValueError(f'attention must be one of {ATTENTION_KINDS}, got {attention!r}')
         self.head = head
         self.attention = attention
+        self.block = block
         self.num_layers = len(head.layers)
 
     def forward(self, tokens: Tensor, position: Tensor, *key_values: Tensor) -> Tuple[Tensor, ...]:
         pairs = list(zip(key_values[0::2], key_values[1::2]))  # per layer (key, value): memory first, then cache
         cache_type = GroupQueryAttentionCache if self.attention == 'gqa' else FunctionalCache
         cache = cache_type(pairs[:self.num_layers], pairs[self.num_layers:])
+        query_mask = None
+        if self.block:
+            num_tokens = tokens.shape[1]
+            query_mask = torch.arange(num_tokens, device=tokens.device) >= num_tokens - (TOKENS_PER_OBJECT - 1)
         with swapped_kernels(self.head.layers, cache.kernels(self.head.layers)):
-            logits = self.head.forward_step(tokens, position, cache)[:, -1]
+            logits = self.head.forward_step(tokens, position, cache, query_mask)
+        logits = logits[:, -TOKENS_PER_OBJECT:] if self.block else logits[:, -1]
         return (logits, *[tensor for pair in cache.updated for tensor in pair])
 
 

@@ -8,10 +8,13 @@ from typing import Callable
 
 import torch
 
-from .models import PEER_CONFIGS, autocast, build_detector, load_config, make_data_batch, random_image
+from .models import (PEER_CONFIGS, autocast, build_detector, load_config, make_data_batch, parallel_decoding,
+                     random_image)
 
-# onnx*: a Pix2Seq model through pix2seq_mmdet.deploy (onnx, onnx-int8: the R50; onnx-vit-b: the ViT-B)
-ONNX_MODELS = {'onnx': 'pix2seq', 'onnx-int8': 'pix2seq', 'onnx-vit-b': 'pix2seq-vit-b'}
+# onnx*: a Pix2Seq model through pix2seq_mmdet.deploy (onnx, onnx-int8: the R50; onnx-vit-b: the ViT-B;
+# onnx-parallel[-int8]: the R50 with the block objective, decoding one object per block step)
+ONNX_MODELS = {'onnx': 'pix2seq', 'onnx-int8': 'pix2seq', 'onnx-vit-b': 'pix2seq-vit-b', 'onnx-parallel': 'pix2seq',
+               'onnx-parallel-int8': 'pix2seq'}
 # <peer>-onnx[-int8]: an mmdet peer through benchmarking.peer_onnx
 PEER_ONNX_MODELS = {f'{peer}-onnx{suffix}': peer for peer in PEER_CONFIGS for suffix in ('', '-int8')}
 INFER_MODELS = ('pix2seq', 'pix2seq-vit-b', *PEER_CONFIGS, *ONNX_MODELS, *PEER_ONNX_MODELS)
@@ -37,12 +40,16 @@ def setup_infer(task: dict) -> Callable[[], object]:
 
 def setup_onnx_infer(task: dict) -> Callable[[], object]:
     """A Pix2Seq model (:data:`ONNX_MODELS`) exported to ONNX (static batch, the frame ``size`` x ``size``) and run by
-    the deployment runtime on the random image as a BGR array, ``batch`` times in one call."""
+    the deployment runtime on the random image as a BGR array, ``batch`` times in one call; ``onnx-parallel*``: one
+    object per block step, objects whose least probable token is at most ``parallel_threshold`` decoded again token
+    by token."""
     from pix2seq_mmdet.deploy.export import export_onnx
     from pix2seq_mmdet.deploy.runtime import Pix2SeqRuntime
     cfg = load_config(ONNX_MODELS[task['model']], task['model_objects'], task['tiny'], size=task['size'])
+    if 'parallel' in task['model']:
+        cfg.merge_from_dict(parallel_decoding(task['parallel_threshold']))
     model = build_detector(cfg, 'cpu').eval()
-    int8 = task['model'] == 'onnx-int8'
+    int8 = task['model'].endswith('-int8')
     with tempfile.TemporaryDirectory(prefix='pix2seq_benchmark_') as work_dir:
         export_onnx(model, work_dir, batch_size=task['batch'], int8=int8, check=False)
         runtime = Pix2SeqRuntime(work_dir, decoder='int8' if int8 else 'fp32', num_threads=task['ort_threads'])

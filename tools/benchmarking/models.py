@@ -78,6 +78,14 @@ def load_config(model_name: str, objects: int, tiny: bool, compile_decoder: bool
     return cfg
 
 
+def parallel_decoding(threshold: float) -> dict:
+    """Config overrides of a Pix2Seq model with the block objective (``block_decoding``) that decodes one object per
+    step greedily, falling back to token by token for objects whose least probable token is at most
+    ``threshold``."""
+    return {'model.head.block_decoding': dict(block_size=5), 'model.test_cfg.strategy': 'greedy',
+            'model.test_cfg.parallel': True, 'model.test_cfg.parallel_threshold': threshold}
+
+
 def build_detector(cfg: Config, device: str) -> torch.nn.Module:
     """Build and initialise ``cfg.model`` (its own random initialisation) on ``device``."""
     model = MODELS.build(cfg.model)

@@ -15,6 +15,7 @@ import numpy as np
 
 from pix2seq_mmdet.deploy.processing import load_image
 from pix2seq_mmdet.deploy.runtime import Pix2SeqRuntime
+from pix2seq_mmdet.deploy.sampling import add_decoding_arguments
 
 
 MASK_ALPHA = 0.5
@@ -47,9 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('model_dir', help='folder written by tools/deployment/pytorch2onnx.py')
     parser.add_argument('--out', default='onnx_demo.jpg', help='where to write the image with the detections')
     parser.add_argument('--decoder', choices=('fp32', 'int8'), default='fp32')
-    parser.add_argument('--strategy', choices=('greedy', 'top_k', 'nucleus'),
-                        help='decoding strategy (default: the exported test_cfg\'s)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the sampling strategies')
+    add_decoding_arguments(parser)
     parser.add_argument('--no-masks', action='store_true',
                         help='boxes only, also with an instance segmentation export')
     parser.add_argument('--mask-strategy', choices=('greedy', 'top_k', 'nucleus'),
@@ -66,7 +65,8 @@ def main() -> None:
     detector = Pix2SeqRuntime(args.model_dir, decoder=args.decoder, num_threads=args.threads)
     image = load_image(args.image)
     mask_options = dict(strategy=args.mask_strategy) if args.mask_strategy else None
-    detections = detector(image, seed=args.seed, strategy=args.strategy, masks=False if args.no_masks else None,
+    detections = detector(image, seed=args.seed, strategy=args.strategy, parallel=args.parallel or None,
+                          parallel_threshold=args.parallel_threshold, masks=False if args.no_masks else None,
                           mask_options=mask_options, keypoints=False if args.no_keypoints else None)[0]
     if not cv2.imwrite(args.out, draw(image, detections, detector.class_names, args.score_thr)):
         sys.exit(f'onnx_demo.py: could not write {args.out}')

@@ -14,6 +14,8 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
+from pix2seq_mmdet.deploy.sampling import add_decoding_arguments  # noqa: E402
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Evaluate a Pix2Seq ONNX export with the config\'s evaluator')
@@ -21,9 +23,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('model_dir', help='folder written by tools/deployment/pytorch2onnx.py')
     parser.add_argument('--decoder', choices=('fp32', 'int8'), default='fp32')
     parser.add_argument('--encoder', choices=('fp32', 'int8'), default='fp32')
-    parser.add_argument('--strategy', choices=('greedy', 'top_k', 'nucleus'),
-                        help='decoding strategy (default: the exported test_cfg\'s)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the sampling strategies')
+    add_decoding_arguments(parser)
     parser.add_argument('--no-masks', action='store_true',
                         help='detection only, also with an instance segmentation export')
     parser.add_argument('--mask-strategy', choices=('greedy', 'top_k', 'nucleus'),
@@ -52,7 +52,8 @@ def main() -> None:
     mask_options = {key: value for key, value in (('strategy', args.mask_strategy), ('num_samples', args.num_samples))
                     if value is not None}
     metrics = evaluate_onnx(cfg, args.model_dir, decoder=args.decoder, encoder=args.encoder,
-                            num_threads=args.threads, strategy=args.strategy, seed=args.seed, masks=masks,
+                            num_threads=args.threads, strategy=args.strategy, seed=args.seed,
+                            parallel=args.parallel or None, parallel_threshold=args.parallel_threshold, masks=masks,
                             mask_options=mask_options or None, keypoints=False if args.no_keypoints else None,
                             keypoint_options=dict(strategy=args.keypoint_strategy) if args.keypoint_strategy else None)
     print(json.dumps(metrics, indent=2))
