@@ -4,8 +4,9 @@ With torch and mmdet:
 
 * :mod:`.export`: writes ``encoder.onnx`` (preprocessed image -> memory and every decoder layer's cross-attention
   keys/values), ``decoder_step.onnx`` (one token, its position and the self-attention cache -> logits and the
-  updated cache, static shapes), optionally ``decoder_step_int8.onnx`` (dynamic int8 weights), and ``pix2seq.json``
-  (what the runtime needs); ``tools/deployment/pytorch2onnx.py`` is its command line.
+  updated cache, static shapes), optionally ``decoder_step_int8.onnx`` (dynamic int8 weights), for a model trained
+  for parallel box decoding ``decoder_block.onnx`` (one object per step), and ``pix2seq.json`` (what the runtime
+  needs); ``tools/deployment/pytorch2onnx.py`` is its command line.
 * :mod:`.traced`: the modules the export traces: the model's own encoder and ``Pix2SeqHead.forward_step``, with a
   cache over graph inputs and ONNX Runtime's fused attention operators swapped in as attention kernels.
 * :mod:`.check`: the written graphs in ONNX Runtime against PyTorch.

@@ -1,4 +1,5 @@
-"""Export a Pix2Seq checkpoint to ONNX: encoder.onnx, decoder_step.onnx (and decoder_step_int8.onnx) and pix2seq.json.
+"""Export a Pix2Seq checkpoint to ONNX: encoder.onnx, decoder_step.onnx (and decoder_step_int8.onnx) and pix2seq.json;
+for a model trained with model.head.block_decoding also decoder_block.onnx, the block step of parallel box decoding.
 
 The graphs are checked with onnx.checker and run with ONNX Runtime against PyTorch on a random image (logits within
 1e-4) before the command reports success.  What the files contain: pix2seq_mmdet/deploy/export.py, docs/deployment.md.
