@@ -283,20 +283,21 @@ def block_model(synthetic_cfg):
     return widen_decoder(build_model(cfg, max_objects=MAX_OBJECTS).eval())
 
 
-def count_calls(monkeypatch, decoder, name):
-    """Count the calls of ``decoder.<name>`` (a list whose length grows)."""
-    calls, method = [], getattr(decoder, name)
-    monkeypatch.setattr(decoder, name, lambda *args: calls.append(1) or method(*args))
+def count_calls(monkeypatch, owner, name):
+    """Count the calls of ``owner.<name>`` (a list whose length grows)."""
+    calls, method = [], getattr(owner, name)
+    monkeypatch.setattr(owner, name, lambda *args, **kwargs: calls.append(1) or method(*args, **kwargs))
     return calls
 
 
 @pytest.mark.parametrize('batch_size, dynamic_batch, attention', [(1, False, 'gqa'), (3, True, 'onnx')])
+@pytest.mark.parametrize('stop_at_eos', [False, True])
 def test_parallel_decoding_matches_pytorch(block_model, synthetic_cfg, images, tmp_path, monkeypatch, batch_size,
-                                           dynamic_batch, attention):
+                                           dynamic_batch, attention, stop_at_eos):
     """The block-step graph (GroupQueryAttention at a fixed batch of 1, standard operators for a dynamic batch)
-    decodes the tokens of PyTorch's parallel decoding, never (threshold 0), for some rows (the median of the three
-    images' confidence in their first object: one keeps its block, the others fall back) and always (1) falling
-    back to token-by-token steps, with class probabilities within 1e-5."""
+    decodes the tokens of PyTorch's parallel decoding with the drafts kept and verified (whose corrections of this
+    untrained model's drafts run token steps and repeated block steps), in as many steps, with class probabilities
+    within 1e-5; verified, they are token-by-token greedy decoding's."""
     meta = export_onnx(block_model, tmp_path, batch_size=batch_size, dynamic_batch=dynamic_batch,
                        test_pipeline=synthetic_cfg.test_dataloader.dataset.pipeline)
     assert meta['block_attention'] == attention
@@ -306,27 +307,29 @@ def test_parallel_decoding_matches_pytorch(block_model, synthetic_cfg, images, t
     head = block_model.head
     with torch.no_grad():
         memory, memory_mask = block_model.encode(data['inputs'], data['data_samples'])
-        first_block = head.forward_step(torch.tensor([[head.tokenizer.BOS] + [head.tokenizer.PAD] * 4] * 3), 0,
-                                        head.init_cache(memory, memory_mask), torch.arange(5) >= 1)
-    mixed = float(first_block.softmax(-1).amax(-1).amin(-1).median())
     batch, _ = runtime.preprocess(images[:3])
-    steps = count_calls(monkeypatch, runtime.decoder, 'step')
-    fallback_steps = []
-    for threshold in (0.0, mixed, 1.0):
-        head.decoding_cfg.parallel, head.decoding_cfg.parallel_threshold = True, threshold
+    onnx_steps = count_calls(monkeypatch, runtime.decoder, 'step')
+    onnx_block_steps = count_calls(monkeypatch, runtime.decoder, 'block_step')
+    torch_steps = count_calls(monkeypatch, head, 'forward_step')
+    cfg = head.decoding_cfg
+    for verify in (False, True):
+        head.decoding_cfg = DecodingConfig(**dict(vars(cfg), parallel=True, parallel_verify=verify,
+                                                  stop_at_eos=stop_at_eos))
+        torch_steps.clear(), onnx_steps.clear(), onnx_block_steps.clear()
         want_tokens, want_probs = head.generate(memory, memory_mask)
-        steps.clear()
         got = [runtime.decode(runtime.encode(batch[start:start + batch_size]), parallel=True,
-                              parallel_threshold=threshold) for start in range(0, 3, batch_size)]
-        fallback_steps.append(len(steps))
+                              parallel_verify=verify, stop_at_eos=stop_at_eos) for start in range(0, 3, batch_size)]
         got_tokens, got_probs = (np.concatenate(part) for part in zip(*got))
         np.testing.assert_array_equal(got_tokens, want_tokens.numpy())
         np.testing.assert_allclose(got_probs, want_probs.numpy(), atol=1e-5)
-    head.decoding_cfg.parallel = False
-    calls = len(range(0, 3, batch_size))  # decodes
-    assert fallback_steps[0] == 0 and fallback_steps[2] == 4 * MAX_OBJECTS * calls and fallback_steps[1] > 0
-    if batch_size == 1:  # one image at a time: the steps show that some objects kept their block
-        assert fallback_steps[1] < fallback_steps[2]
+        if batch_size == 3:  # one batch each: the same steps
+            assert len(onnx_steps) + len(onnx_block_steps) == len(torch_steps)
+        if verify:
+            assert len(onnx_steps) > 0  # some drafts were corrected token by token
+            head.decoding_cfg = DecodingConfig(**dict(vars(cfg), parallel=False, stop_at_eos=stop_at_eos))
+            serial_tokens, _ = head.generate(memory, memory_mask)
+            np.testing.assert_array_equal(got_tokens, serial_tokens.numpy())
+    head.decoding_cfg = cfg
 
 
 def test_parallel_decoding_needs_a_block_step(export_dir, images):

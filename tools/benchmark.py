@@ -21,7 +21,8 @@ Sections (``--sections``, all by default):
   ``pix2seq_mmdet.deploy.runtime`` on the image as a BGR array (preprocessing, encoder, decoding of every slot with
   the config's nucleus sampling, post-processing); ``onnx-int8`` with the int8 decoder step; ``onnx-vit-b`` the ViT-B
   so; ``onnx-parallel`` (``-int8``) the R50 with the block objective of parallel box decoding, greedy, one object
-  per block step (``--parallel-threshold``: objects decoded again token by token, 0 never, 1 always).
+  per block step, every draft kept (``parallel_verify=False``: what verified decoding costs when every draft
+  holds; a random model's drafts do not).
   ``detr-onnx``, ``deformable-detr-onnx`` (and ``-int8``, the MatMuls dynamically quantised): mmdet's DETR and
   Deformable DETR exported to ONNX and run by ONNX Runtime on the same BGR array with mmdet's normalisation and
   post-processing in numpy (``benchmarking/peer_onnx.py``), ``deformable-detr`` the latter in PyTorch.  Ratio: each
@@ -115,9 +116,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--amp', action='store_true', help='autocast: fp16 on CUDA, bf16 on CPU')
     parser.add_argument('--compile', action='store_true', help='infer: compile Pix2Seq\'s decoder step')
-    parser.add_argument('--parallel-threshold', type=float, default=0.0,
-                        help='infer, onnx-parallel rows: objects whose least probable token is at most this are '
-                             'decoded again token by token (0: never, 1: always)')
     parser.add_argument('--tiny', action='store_true', help='tiny models and settings, for tests')
     parser.add_argument('--json', metavar='PATH', help='write every row to this JSON file')
     parser.add_argument('--plot', metavar='PATH', help='draw decode time against object count (decode section)')
@@ -141,8 +139,7 @@ def parse_args() -> argparse.Namespace:
 def plan_tasks(args: argparse.Namespace) -> List[dict]:
     """One task per row, paired rows adjacent (cached/full, pix2seq/detr)."""
     common = dict(device=args.device, amp=args.amp, compile=args.compile, tiny=args.tiny, warmup=args.warmup,
-                  repeats=args.repeats, long_run=args.long_run, ort_threads=args.ort_threads,
-                  parallel_threshold=args.parallel_threshold)
+                  repeats=args.repeats, long_run=args.long_run, ort_threads=args.ort_threads)
     tasks = []
     if 'decode' in args.sections:
         tasks += [dict(common, section='decode', model='pix2seq', decoder=decoder, batch=batch, objects=objects,

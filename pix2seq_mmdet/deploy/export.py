@@ -19,9 +19,10 @@ Files written into the output folder (``tools/deployment/pytorch2onnx.py`` is th
   ONNX runtimes without Microsoft's operators.
 * ``decoder_block.onnx``, for a head trained for parallel box decoding (``block_decoding`` with blocks of one
   object): the block step of ``decoding.decode_in_blocks``, ``tokens`` (B, T) with T dynamic (the real tokens the
-  cache lacks, then 4 positions that read the learned block query) at ``position`` -> ``logits`` (B, 5, V) of the
-  object's five tokens, and the cache, the same inputs and outputs otherwise.  Its self-attention is ``attention``'s
-  for a fixed batch of 1 and standard operators otherwise (:func:`block_attention`).
+  cache lacks, then the positions that read the learned block query, where ``query_mask`` (T,) bool is True) at
+  ``position`` -> ``logits`` (B, T, V) at every position, and the cache, the same inputs and outputs otherwise.
+  Its self-attention is ``attention``'s for a fixed batch of 1 and standard operators otherwise
+  (:func:`block_attention`).
 * ``decoder_step_int8.onnx`` (``int8``): ``onnxruntime.quantization.quantize_dynamic`` of the decoder step, int8
   weights of every MatMul with a constant weight (activations quantised per call), and ``decoder_block_int8.onnx``
   of the block step; ``encoder_int8.onnx`` (``int8_encoder``) the same for the encoder's MatMuls (its convolutions
@@ -83,6 +84,8 @@ def _torch_export(module: nn.Module, args: tuple, path: Path, input_names: List[
         dynamic_axes = {name: {0: 'batch'} for name in input_names + output_names if name != 'position'}
     if dynamic_tokens:
         dynamic_axes.setdefault('tokens', {})[1] = 'tokens'
+        dynamic_axes.setdefault('query_mask', {})[0] = 'tokens'
+        dynamic_axes.setdefault('logits', {})[1] = 'tokens'
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the TorchScript exporter's deprecation and tracer notes
         torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
@@ -102,12 +105,13 @@ def export_decoder_step(head: nn.Module, path: Union[str, Path], batch_size: int
     memory = torch.zeros(batch_size, head.num_heads, memory_len, head_dims)
     cache = torch.zeros(batch_size, head.num_heads, head.tokenizer.num_positions, head_dims)
     num_tokens = 2 * TOKENS_PER_OBJECT - 1 if block else 1  # the block step's longest: an object, then the queries
+    query_mask = [torch.arange(num_tokens) >= TOKENS_PER_OBJECT] if block else []
     args = (torch.full((batch_size, num_tokens), head.tokenizer.BOS, dtype=torch.long),
-            torch.zeros(1, dtype=torch.long),
+            torch.zeros(1, dtype=torch.long), *query_mask,
             *[memory.clone() for _ in range(2 * num_layers)], *[cache.clone() for _ in range(2 * num_layers)])
     with torch.no_grad():
         _torch_export(DecoderStepModule(head, attention, block).eval(), args, Path(path),
-                      *decoder_step_names(num_layers), opset, dynamic_batch,
+                      *decoder_step_names(num_layers, block), opset, dynamic_batch,
                       {'com.microsoft': 1} if attention == 'gqa' else None, dynamic_tokens=block)
 
 
@@ -307,7 +311,8 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
     graphs = {}
     for key in written:
         _stamp(paths[key], export_id)
-        names = encoder_names(num_layers) if key.startswith('encoder') else decoder_step_names(num_layers)
+        names = (encoder_names(num_layers) if key.startswith('encoder')
+                 else decoder_step_names(num_layers, block=key.startswith('decoder_block')))
         graphs[key] = dict(file=GRAPH_FILES[key], sha256=sha256_file(paths[key]), inputs=names[0],
                            outputs=names[1])
     from .. import __version__

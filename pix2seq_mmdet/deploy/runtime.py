@@ -33,9 +33,9 @@ What happens, as the PyTorch model does it:
   filter of ``decoding.filter_logits``; optional constrained decoding; PAD after EOS; class probabilities from the
   logits at class positions, the official whole-vocabulary softmax);
 * with ``parallel=True`` (an export of a model trained with ``block_decoding``), greedy decoding of one object per
-  call of the block-step graph, on the same bound cache, as ``decoding.decode_in_blocks``: an object whose least
-  probable token is at most ``parallel_threshold`` is decoded again token by token with the decoder step
-  (``sampling.decode_in_blocks``);
+  call of the block-step graph, on the same bound cache, as ``decoding.decode_in_blocks``: each drafted object is
+  checked by the next block step and, where it differs from token-by-token decoding, corrected with the decoder
+  step (``parallel_verify``, default; ``sampling.decode_in_blocks``);
 * post-processing as ``Pix2SeqHead.tokens_to_instances``: malformed slots dropped, ``classes_per_box`` detections
   per box, boxes normalised to the frame, clipped to the resized image, empty ones dropped, divided by the scale
   factor, sorted by score, at most ``max_per_img``;

@@ -23,7 +23,7 @@ class DecodingOptions:
     stop_at_eos: bool = False
     renormalize_scores: bool = False
     parallel: bool = False
-    parallel_threshold: float = 0.0
+    parallel_verify: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -31,8 +31,6 @@ class DecodingOptions:
                              f'(pass strategy=... to override the exported default)')
         if self.parallel and self.strategy != 'greedy':
             raise ValueError(f'parallel decoding is greedy, got strategy {self.strategy!r} (pass strategy=\'greedy\')')
-        if not 0 <= self.parallel_threshold <= 1:
-            raise ValueError(f'parallel_threshold must be in [0, 1], got {self.parallel_threshold}')
         if not self.temperature > 0:
             raise ValueError(f'temperature must be > 0, got {self.temperature}')
         if not 0 < self.top_p <= 1:
@@ -43,16 +41,16 @@ class DecodingOptions:
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     """The decoding options of the deployment tools (``onnx_demo.py``, ``onnx_test.py``): ``--strategy``, ``--seed``,
-    ``--parallel`` and ``--parallel-threshold``, passed to the runtime as :class:`DecodingOptions` overrides (None:
+    ``--parallel`` and ``--no-parallel-verify``, passed to the runtime as :class:`DecodingOptions` overrides (None:
     the exported default)."""
     parser.add_argument('--strategy', choices=STRATEGIES, help='decoding strategy (default: the exported test_cfg\'s)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the sampling strategies')
     parser.add_argument('--parallel', action='store_true',
                         help='parallel box decoding, one object per block step, greedy (an export of a model trained '
                              'with model.head.block_decoding)')
-    parser.add_argument('--parallel-threshold', type=float,
-                        help='with --parallel: an object whose least probable token is at most this is decoded '
-                             'again token by token (default: the exported test_cfg\'s)')
+    parser.add_argument('--no-parallel-verify', dest='parallel_verify', action='store_const', const=False,
+                        help='with --parallel: keep every drafted object, one step per object, instead of checking '
+                             'it against token-by-token decoding (default: the exported test_cfg\'s)')
 
 
 NUCLEUS_MIN_RATIO = 1e-4  # nucleus candidates: probability at least this fraction of the most likely token's
@@ -140,44 +138,78 @@ def decode_tokens(step, batch_size: int, vocab: Vocabulary, options: DecodingOpt
     return tokens, class_probs
 
 
+def end_mask(block: np.ndarray, finished: np.ndarray, end_token: int) -> np.ndarray:
+    """``decoding.end_mask``: (N, 5) tokens and (N,) ended rows -> (N, 5) bool, True where token-by-token decoding
+    writes PAD."""
+    is_end = block == end_token
+    return finished[:, None] | ((np.cumsum(is_end, axis=1) - is_end) > 0)
+
+
 def decode_in_blocks(step, block_step, batch_size: int, vocab: Vocabulary,
                      options: DecodingOptions) -> Tuple[np.ndarray, np.ndarray]:
-    """The loop of ``decoding.decode_in_blocks`` (greedy, one object per block step) over ``block_step(tokens (B, T),
-    position) -> logits (B, 5, V)``, the real tokens the cache lacks followed by the block queries, and, for the
-    objects of rows whose least probable token is at most ``options.parallel_threshold``, ``step(tokens (B,),
-    position) -> logits (B, V)`` token by token; returns what :func:`decode_tokens` does."""
+    """The loop of ``decoding.decode_in_blocks`` (greedy, one object per block step, each drafted object checked by
+    the next step and corrected token by token where it differs, unless ``options.parallel_verify`` is False) over
+    ``block_step(tokens (B, T), position, with_queries) -> logits (B, T (+ 4), V)`` and ``step(tokens (B,),
+    position) -> logits (B, V)``; returns what :func:`decode_tokens` does."""
+    queries, max_objects = TOKENS_PER_OBJECT - 1, vocab.max_objects
     tokens = np.full((batch_size, vocab.seq_len), vocab.pad, dtype=np.int64)
-    class_probs = np.zeros((batch_size, vocab.max_objects, vocab.num_classes), dtype=np.float32)
+    class_probs = np.zeros((batch_size, max_objects, vocab.num_classes), dtype=np.float32)
     finished = np.zeros(batch_size, dtype=bool)
-    pending = np.full((batch_size, 1), vocab.bos, dtype=np.int64)  # real tokens the cache lacks
-    position = 0
-    for slot in range(vocab.max_objects):
-        start = slot * TOKENS_PER_OBJECT
-        logits = block_step(pending, position)
+
+    def run(real: np.ndarray, position: int, with_queries: bool) -> np.ndarray:
+        logits = block_step(real, position, with_queries)
         if options.constrained:
-            logits = logits + vocab.constraint
-        block = logits.argmax(-1)  # (B, 5)
-        confidence = softmax(logits).max(-1).min(-1)
-        unsure = ~finished & (confidence <= options.parallel_threshold)
-        fell_back = bool(unsure.any())
-        class_logits = logits[:, -1]
-        if fell_back:  # the unsure rows take the token-by-token tokens, the others keep their block's
-            for offset in range(1, TOKENS_PER_OBJECT):
-                step_logits = step(block[:, offset - 1], start + offset)
-                if options.constrained:
-                    step_logits = step_logits + vocab.constraint[offset]
-                block[:, offset] = np.where(unsure, step_logits.argmax(-1), block[:, offset])
-            class_logits = np.where(unsure[:, None], step_logits, class_logits)
+            logits = logits + vocab.constraint[(position + np.arange(logits.shape[1])) % TOKENS_PER_OBJECT]
+        return logits
+
+    def commit(slot: int, block: np.ndarray, class_logits: np.ndarray) -> np.ndarray:
+        nonlocal finished
         class_probs[:, slot] = vocab.class_probabilities(class_logits, options.renormalize_scores)
-        is_end = block == vocab.eos
-        after_end = (np.cumsum(is_end, axis=1) - is_end) > 0
-        block = np.where(finished[:, None] | after_end, vocab.pad, block)
-        finished |= is_end.any(1)
-        tokens[:, start:start + TOKENS_PER_OBJECT] = block
-        # the real tokens the cache lacks: the class token after token-by-token steps, else the whole object
-        pending = block[:, -1:] if fell_back else block
-        position = start + (TOKENS_PER_OBJECT if fell_back else 1)
-        if options.stop_at_eos and finished.all():
+        block = np.where(end_mask(block, finished, vocab.eos), vocab.pad, block)
+        finished = finished | (block == vocab.eos).any(1)
+        tokens[:, slot * TOKENS_PER_OBJECT:(slot + 1) * TOKENS_PER_OBJECT] = block
+        return block
+
+    def correct(slot: int, draft: np.ndarray, verified: np.ndarray, wrong: np.ndarray,
+                verified_class_logits: np.ndarray) -> np.ndarray:
+        first_wrong = np.where(wrong.any(1), wrong.argmax(1) + 1, TOKENS_PER_OBJECT)
+        offsets = np.arange(TOKENS_PER_OBJECT)
+        chosen = np.where(offsets == first_wrong[:, None], np.concatenate([draft[:, :1], verified], axis=1), draft)
+        class_logits = verified_class_logits
+        for offset in range(int(first_wrong.min()) + 1, TOKENS_PER_OBJECT):
+            logits = step(chosen[:, offset - 1], slot * TOKENS_PER_OBJECT + offset)
+            if options.constrained:
+                logits = logits + vocab.constraint[offset]
+            chosen[:, offset] = np.where(offset > first_wrong, logits.argmax(-1), chosen[:, offset])
+            if offset == TOKENS_PER_OBJECT - 1:
+                class_logits = np.where((first_wrong < offset)[:, None], logits, class_logits)
+        return commit(slot, chosen, class_logits)
+
+    pending = np.full((batch_size, 1), vocab.bos, dtype=np.int64)  # real tokens the cache lacks
+    position, slot, draft = 0, 0, None
+    while slot < max_objects or draft is not None:
+        logits = run(pending, position, slot < max_objects)
+        if draft is not None:  # the logits at the drafted object's positions check it
+            verified = logits[:, :queries].argmax(-1)
+            wrong = ~end_mask(draft, finished, vocab.eos)[:, 1:] & (verified != draft[:, 1:])
+            if wrong.any():
+                pending = correct(slot - 1, draft, verified, wrong, logits[:, queries - 1])[:, -1:]
+                position, draft = slot * TOKENS_PER_OBJECT, None
+                continue  # this slot's block again, from the corrected object
+            commit(slot - 1, draft, logits[:, queries - 1])
+            draft = None
+        if slot == max_objects:
+            break
+        block = logits[:, pending.shape[1] - 1:].argmax(-1)  # (B, 5): the first token exact, four drafted
+        ends_here = finished | (block[:, 0] == vocab.eos)
+        if options.parallel_verify and not (options.stop_at_eos and ends_here.all()):
+            draft = np.where(end_mask(block, finished, vocab.eos), vocab.pad, block)
+            pending = draft if slot + 1 < max_objects else draft[:, :queries]
+        else:
+            pending = commit(slot, block, logits[:, -1])
+        position = slot * TOKENS_PER_OBJECT + 1
+        slot += 1
+        if options.stop_at_eos and ends_here.all():
             break
     return tokens, class_probs
 

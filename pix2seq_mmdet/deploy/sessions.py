@@ -135,13 +135,16 @@ class DecoderStep:
         self._bound: Optional[Tuple[list, list]] = None  # the memory and cache values of the current batch
         self._block_bindings: dict = {}
 
-    def _bind(self, session: ort.InferenceSession, tokens: np.ndarray, logits: np.ndarray) -> ort.IOBinding:
-        """A binding of ``session`` over the current batch's memory and cache and the given token and logits
-        buffers."""
+    def _bind(self, session: ort.InferenceSession, tokens: np.ndarray, logits: np.ndarray,
+              query_mask: Optional[np.ndarray] = None) -> ort.IOBinding:
+        """A binding of ``session`` over the current batch's memory and cache and the given token, query-mask (the
+        block step) and logits buffers."""
         memory_values, cache_values = self._bound
         binding = session.io_binding()
         binding.bind_ortvalue_input('tokens', bound(tokens))
         binding.bind_ortvalue_input('position', bound(self._position))
+        if query_mask is not None:
+            binding.bind_ortvalue_input('query_mask', bound(query_mask))
         for layer in range(self.num_layers):
             for offset, kind in enumerate(('key', 'value')):
                 binding.bind_ortvalue_input(f'memory_{kind}_{layer}', memory_values[2 * layer + offset])
@@ -179,17 +182,19 @@ class DecoderStep:
         self.session.run_with_iobinding(self.binding)
         return self.buffers['logits']
 
-    def block_step(self, tokens: np.ndarray, position: int) -> np.ndarray:
-        """The block step of parallel box decoding: (B, T) int64 real tokens at ``position ..`` (the
-        ``TOKENS_PER_OBJECT - 1`` block queries follow them) -> (B, 5, V) float32 logits of the object's tokens (a
-        bound buffer, overwritten by the next block step with as many tokens)."""
+    def block_step(self, tokens: np.ndarray, position: int, with_queries: bool = True) -> np.ndarray:
+        """A block step of parallel box decoding: (B, T) int64 real tokens at ``position ..``, followed by the
+        ``TOKENS_PER_OBJECT - 1`` block queries when ``with_queries`` -> (B, T (+ 4), V) float32 logits at every
+        position (a bound buffer, overwritten by the next block step of as many tokens)."""
         num_rows, num_real = tokens.shape
-        num_tokens = num_real + TOKENS_PER_OBJECT - 1
-        if num_tokens not in self._block_bindings:
+        num_tokens = num_real + (TOKENS_PER_OBJECT - 1 if with_queries else 0)
+        key = (num_real, num_tokens)
+        if key not in self._block_bindings:
             buffers = (np.zeros((num_rows, num_tokens), np.int64),
-                       np.zeros((num_rows, TOKENS_PER_OBJECT, self.vocab_size), np.float32))
-            self._block_bindings[num_tokens] = (self._bind(self.block_session, *buffers), *buffers)
-        binding, token_buffer, logits = self._block_bindings[num_tokens]
+                       np.zeros((num_rows, num_tokens, self.vocab_size), np.float32),
+                       np.arange(num_tokens) >= num_real)
+            self._block_bindings[key] = (self._bind(self.block_session, *buffers), *buffers)
+        binding, token_buffer, logits, _ = self._block_bindings[key]
         token_buffer[:, :num_real] = tokens
         self._position[0] = position
         self.block_session.run_with_iobinding(binding)

@@ -21,7 +21,6 @@ from mmdet.structures import DetDataSample
 from torch import Tensor, nn
 
 from ..models.decoding import DecodingCache
-from ..models.tokenizer import TOKENS_PER_OBJECT
 from ..models.transformer import AttentionKernel, single_query_attention
 
 ATTENTION_KINDS = ('gqa', 'onnx')
@@ -174,14 +173,15 @@ def swapped_kernels(layers: Sequence[nn.Module],
 
 
 class DecoderStepModule(nn.Module):
-    """``(tokens (B, T), position (1,), memory keys/values, cache keys/values) -> (logits, new cache)`` (the
-    argument order of :func:`decoder_step_names`): ``head.forward_step`` with a :class:`FunctionalCache`
-    (``attention='onnx'``) or a :class:`GroupQueryAttentionCache` (``'gqa'``) over the graph's inputs.
+    """``(tokens (B, T), position (1,), [query_mask (T,),] memory keys/values, cache keys/values) -> (logits, new
+    cache)`` (the argument order of :func:`decoder_step_names`): ``head.forward_step`` with a
+    :class:`FunctionalCache` (``attention='onnx'``) or a :class:`GroupQueryAttentionCache` (``'gqa'``) over the
+    graph's inputs.
 
     The token step (``block=False``) reads one token (T = 1) and returns the (B, V) logits of the next.  The block
-    step (``block=True``, parallel decoding of a head trained with ``block_decoding``) is one step of
-    ``decoding.decode_in_blocks``: the real tokens the cache lacks, then ``TOKENS_PER_OBJECT - 1`` positions that read
-    the learned block query, -> the (B, 5, V) logits of the last five positions, the object's tokens.
+    step (``block=True``, parallel decoding of a head trained with ``block_decoding``) is a step of
+    ``decoding.decode_in_blocks``: T tokens, those where ``query_mask`` is True reading the learned block query, ->
+    the (B, T, V) logits at every position.
     """
 
     def __init__(self, head: nn.Module, attention: str = 'gqa', block: bool = False) -> None:
@@ -193,18 +193,14 @@ class DecoderStepModule(nn.Module):
         self.block = block
         self.num_layers = len(head.layers)
 
-    def forward(self, tokens: Tensor, position: Tensor, *key_values: Tensor) -> Tuple[Tensor, ...]:
+    def forward(self, tokens: Tensor, position: Tensor, *inputs: Tensor) -> Tuple[Tensor, ...]:
+        query_mask, key_values = (inputs[0], inputs[1:]) if self.block else (None, inputs)
         pairs = list(zip(key_values[0::2], key_values[1::2]))  # per layer (key, value): memory first, then cache
         cache_type = GroupQueryAttentionCache if self.attention == 'gqa' else FunctionalCache
         cache = cache_type(pairs[:self.num_layers], pairs[self.num_layers:])
-        query_mask = None
-        if self.block:
-            num_tokens = tokens.shape[1]
-            query_mask = torch.arange(num_tokens, device=tokens.device) >= num_tokens - (TOKENS_PER_OBJECT - 1)
         with swapped_kernels(self.head.layers, cache.kernels(self.head.layers)):
             logits = self.head.forward_step(tokens, position, cache, query_mask)
-        logits = logits[:, -TOKENS_PER_OBJECT:] if self.block else logits[:, -1]
-        return (logits, *[tensor for pair in cache.updated for tensor in pair])
+        return (logits if self.block else logits[:, -1], *[tensor for pair in cache.updated for tensor in pair])
 
 
 class EncoderModule(nn.Module):
@@ -230,9 +226,9 @@ def encoder_names(num_layers: int) -> Tuple[List[str], List[str]]:
     return ['image'], ['memory'] + [f'memory_{kind}_{i}' for i in range(num_layers) for kind in ('key', 'value')]
 
 
-def decoder_step_names(num_layers: int) -> Tuple[List[str], List[str]]:
+def decoder_step_names(num_layers: int, block: bool = False) -> Tuple[List[str], List[str]]:
     pairs = [(i, kind) for i in range(num_layers) for kind in ('key', 'value')]
-    inputs = (['tokens', 'position'] + [f'memory_{kind}_{i}' for i, kind in pairs]
+    inputs = (['tokens', 'position'] + (['query_mask'] if block else []) + [f'memory_{kind}_{i}' for i, kind in pairs]
               + [f'cache_{kind}_{i}' for i, kind in pairs])
     outputs = ['logits'] + [f'new_cache_{kind}_{i}' for i, kind in pairs]
     return inputs, outputs

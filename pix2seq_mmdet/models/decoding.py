@@ -59,8 +59,9 @@ class DecodingConfig:
             whole-vocabulary softmax.
         parallel (bool): Decode one object (5 tokens) per decoder step (:func:`decode_in_blocks`; greedy, with the
             cache; needs a head trained with ``block_decoding``).  Not in the paper.
-        parallel_threshold (float): With ``parallel``, an object whose least probable token has a probability of
-            at most this is decoded again token by token (0: never; 1: always).
+        parallel_verify (bool): With ``parallel``, check every drafted object against the token-by-token logits of
+            the next step and correct it where it differs, so that the tokens are greedy token-by-token decoding's
+            (default); ``False``: keep the drafts, one step per object.
     """
     strategy: str = 'nucleus'
     temperature: float = 1.0
@@ -74,7 +75,7 @@ class DecodingConfig:
     compile: bool = False
     renormalize_scores: bool = False
     parallel: bool = False
-    parallel_threshold: float = 0.0
+    parallel_verify: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -92,8 +93,6 @@ class DecodingConfig:
         if self.parallel and (self.strategy != 'greedy' or not self.use_cache):
             raise ValueError('test_cfg.parallel decodes greedily with the key/value cache: set strategy=\'greedy\' '
                              f'and use_cache=True (got strategy={self.strategy!r}, use_cache={self.use_cache})')
-        if not 0 <= self.parallel_threshold <= 1:
-            raise ValueError(f'test_cfg.parallel_threshold must be in [0, 1], got {self.parallel_threshold}')
 
 
 class DecodingCache:
@@ -360,16 +359,26 @@ def block_attention_mask(length: int, block_size: int, device: torch.device) -> 
     return torch.cat([top, bottom], dim=0)
 
 
+def end_mask(block: Tensor, finished: Tensor, end_token: int) -> Tensor:
+    """(N, 5) tokens of an object and (N,) rows already ended -> (N, 5) bool, True where token-by-token decoding
+    writes PAD: every token of an ended row and the tokens after the object's first ``end_token``."""
+    is_end = block == end_token
+    return finished[:, None] | ((is_end.cumsum(1) - is_end.long()) > 0)
+
+
 def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch.device,
                      tokenizer: Pix2SeqTokenizer, cfg: DecodingConfig) -> Tuple[Tensor, Tensor]:
     """Greedy decoding of one object per step (``cfg.parallel``).
 
-    Each step feeds the real tokens not yet in the cache (the previous object's, whose query keys/values they
-    overwrite, ending with the block start: BOS or the previous class token) and 4 block queries, and reads the
-    object's 5 tokens from the logits at the block start and at the queries.  The token at the block start is exact;
-    the other four are predicted from the real tokens before the object.  When a row's least probable token in the
-    block is at most ``cfg.parallel_threshold``, that row's object is decoded again token by token: 4 one-token steps
-    of the batch, whose other rows feed their block's tokens and keep them.
+    A block step feeds the real tokens not yet in the cache and 4 block queries, and reads the object's five tokens
+    from the logits at the block start (the first token, exact: it follows the real tokens) and at the queries (the
+    other four, drafted from the objects before it).  With ``cfg.parallel_verify`` (default) the next block step
+    feeds the drafted object as real tokens before the next object's queries, so its logits at those positions are
+    token-by-token decoding's given the draft: where a drafted token differs from the greedy one, the object takes
+    the greedy token, its remaining tokens are decoded token by token (one step of the batch each, the other rows
+    re-feeding their own tokens), and the next object's block is decoded again from the corrected object; the last
+    object is checked by a step without queries.  The tokens are then token-by-token greedy decoding's, in one step
+    per object where the drafts hold.  Without verification each object keeps its draft: one step per object.
 
     Args:
         step (callable): ``step(tokens (B, T), position, query_mask (T,) bool = None) -> (B, T, V)`` logits of the
@@ -378,50 +387,80 @@ def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch
         batch_size (int): Images ``B``.
         device (torch.device): Where to allocate the outputs.
         tokenizer (Pix2SeqTokenizer): The vocabulary.
-        cfg (DecodingConfig): ``constrained``, ``renormalize_scores``, ``stop_at_eos``, ``parallel_threshold``.
+        cfg (DecodingConfig): ``constrained``, ``renormalize_scores``, ``stop_at_eos``, ``parallel_verify``.
 
     Returns:
         tuple: as :func:`decode_sequences`, ``tokens`` (B, 5 * max_objects) and ``class_probs`` (B, max_objects, C).
     """
-    queries = TOKENS_PER_OBJECT - 1
-    tokens = torch.full((batch_size, TOKENS_PER_OBJECT * tokenizer.max_objects), tokenizer.PAD, dtype=torch.long,
+    queries, max_objects = TOKENS_PER_OBJECT - 1, tokenizer.max_objects
+    tokens = torch.full((batch_size, TOKENS_PER_OBJECT * max_objects), tokenizer.PAD, dtype=torch.long,
                         device=device)
-    class_probs = torch.zeros(batch_size, tokenizer.max_objects, tokenizer.num_classes, device=device)
+    class_probs = torch.zeros(batch_size, max_objects, tokenizer.num_classes, device=device)
     finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
     constraint = position_constraint(tokenizer, device) if cfg.constrained else None
-    pending = torch.full((batch_size, 1), tokenizer.BOS, dtype=torch.long, device=device)  # real, not yet cached
-    position = 0
-    for slot in range(tokenizer.max_objects):
-        start = slot * TOKENS_PER_OBJECT
-        query_mask = torch.arange(pending.shape[1] + queries, device=device) >= pending.shape[1]
-        step_tokens = torch.cat([pending, pending.new_full((batch_size, queries), tokenizer.PAD)], dim=1)
-        logits = step(step_tokens, position, query_mask)[:, -TOKENS_PER_OBJECT:].float()
+
+    def run(real: Tensor, position: int, with_queries: bool) -> Tensor:
+        """Logits (B, T, V) of the real tokens at ``position ..``, then the block queries."""
+        step_tokens = real
+        query_mask = None
+        if with_queries:
+            step_tokens = torch.cat([real, real.new_full((batch_size, queries), tokenizer.PAD)], dim=1)
+            query_mask = torch.arange(step_tokens.shape[1], device=device) >= real.shape[1]
+        logits = step(step_tokens, position, query_mask).float()
         if constraint is not None:
-            logits = logits + constraint
-        block = logits.argmax(-1)  # (B, 5)
-        confidence = logits.softmax(-1).amax(-1).amin(-1)
-        unsure = ~finished & (confidence <= cfg.parallel_threshold)
-        fell_back = bool(unsure.any())
-        class_logits = logits[:, -1]
-        if fell_back:  # the unsure rows take the token-by-token tokens, the others keep their block's
-            chosen = [block[:, 0]]
-            for offset in range(1, TOKENS_PER_OBJECT):
-                step_logits = step(chosen[-1][:, None], start + offset)[:, -1].float()
-                if constraint is not None:
-                    step_logits = step_logits + constraint[offset]
-                chosen.append(torch.where(unsure, step_logits.argmax(-1), block[:, offset]))
-            class_logits = torch.where(unsure[:, None], step_logits, class_logits)
-            block = torch.stack(chosen, dim=1)
+            logits = logits + constraint[(position + torch.arange(logits.shape[1], device=device)) % TOKENS_PER_OBJECT]
+        return logits
+
+    def commit(slot: int, block: Tensor, class_logits: Tensor) -> Tensor:
+        """Write an object's tokens (PAD where token-by-token decoding writes PAD) and class probabilities."""
+        nonlocal finished
         class_probs[:, slot] = class_probabilities(class_logits, tokenizer, cfg.renormalize_scores)
-        is_end = block == tokenizer.EOS
-        after_end = (is_end.cumsum(1) - is_end.long()) > 0
-        block = block.masked_fill(finished[:, None] | after_end, tokenizer.PAD)
-        finished = finished | is_end.any(1)
-        tokens[:, start:start + TOKENS_PER_OBJECT] = block
-        # the real tokens the cache lacks: the class token after token-by-token steps, else the whole object
-        pending = block[:, -1:] if fell_back else block
-        position = start + (TOKENS_PER_OBJECT if fell_back else 1)
-        if cfg.stop_at_eos and bool(finished.all()):
+        block = block.masked_fill(end_mask(block, finished, tokenizer.EOS), tokenizer.PAD)
+        finished = finished | (block == tokenizer.EOS).any(1)
+        tokens[:, slot * TOKENS_PER_OBJECT:(slot + 1) * TOKENS_PER_OBJECT] = block
+        return block
+
+    def correct(slot: int, draft: Tensor, verified: Tensor, wrong: Tensor, verified_class_logits: Tensor) -> Tensor:
+        """Commit object ``slot``: the draft up to each row's first wrong token, the greedy token there, then token
+        by token."""
+        first_wrong = torch.where(wrong.any(1), wrong.float().argmax(1) + 1, TOKENS_PER_OBJECT)  # offsets 1 .. 4
+        offsets = torch.arange(TOKENS_PER_OBJECT, device=device)
+        chosen = torch.where(offsets == first_wrong[:, None], torch.cat([draft[:, :1], verified], dim=1), draft)
+        class_logits = verified_class_logits
+        for offset in range(int(first_wrong.min()) + 1, TOKENS_PER_OBJECT):
+            logits = run(chosen[:, offset - 1:offset], slot * TOKENS_PER_OBJECT + offset, False)[:, -1]
+            chosen[:, offset] = torch.where(offset > first_wrong, logits.argmax(-1), chosen[:, offset])
+            if offset == TOKENS_PER_OBJECT - 1:
+                class_logits = torch.where((first_wrong < offset)[:, None], logits, class_logits)
+        return commit(slot, chosen, class_logits)
+
+    pending = torch.full((batch_size, 1), tokenizer.BOS, dtype=torch.long, device=device)  # real, not yet cached
+    position, slot, draft = 0, 0, None
+    while slot < max_objects or draft is not None:
+        logits = run(pending, position, slot < max_objects)
+        if draft is not None:  # the logits at the drafted object's positions check it
+            verified = logits[:, :queries].argmax(-1)
+            checked = ~end_mask(draft, finished, tokenizer.EOS)[:, 1:]
+            wrong = checked & (verified != draft[:, 1:])
+            if bool(wrong.any()):
+                pending = correct(slot - 1, draft, verified, wrong, logits[:, queries - 1])[:, -1:]
+                position, draft = slot * TOKENS_PER_OBJECT, None
+                continue  # this slot's block again, from the corrected object
+            commit(slot - 1, draft, logits[:, queries - 1])
+            draft = None
+        if slot == max_objects:
+            break
+        block = logits[:, pending.shape[1] - 1:].argmax(-1)  # (B, 5): the first token exact, four drafted
+        ends_here = finished | (block[:, 0] == tokenizer.EOS)
+        if cfg.parallel_verify and not (cfg.stop_at_eos and bool(ends_here.all())):
+            draft = block.masked_fill(end_mask(block, finished, tokenizer.EOS), tokenizer.PAD)
+            # the last object is checked without queries: its four first tokens fit in the cache
+            pending = draft if slot + 1 < max_objects else draft[:, :queries]
+        else:
+            pending = commit(slot, block, logits[:, -1])
+        position = slot * TOKENS_PER_OBJECT + 1
+        slot += 1
+        if cfg.stop_at_eos and bool(ends_here.all()):
             break
     return tokens, class_probs
 

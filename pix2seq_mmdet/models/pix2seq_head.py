@@ -383,9 +383,9 @@ class Pix2SeqHead(BaseModule):
 
     def generate_in_blocks(self, memory: Tensor, memory_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         """Greedy decoding of one object per decoder step (``test_cfg.parallel``, a head trained with
-        ``block_decoding``): :func:`~.decoding.decode_in_blocks` over :meth:`forward_step` with the key/value cache;
-        an object whose least confident token is below ``test_cfg.parallel_threshold`` is decoded again token by
-        token.  Returns what :meth:`generate` does."""
+        ``block_decoding``): :func:`~.decoding.decode_in_blocks` over :meth:`forward_step` with the key/value cache,
+        every drafted object checked against the next step's token-by-token logits unless
+        ``test_cfg.parallel_verify=False``.  Returns what :meth:`generate` does."""
         cache = self.init_cache(memory, memory_mask)
 
         def step(tokens: Tensor, position: int, query_mask: Optional[Tensor] = None) -> Tensor:

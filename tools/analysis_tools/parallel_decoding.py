@@ -1,15 +1,16 @@
 """Token-by-token against parallel box decoding of the same checkpoint (a model trained with
 ``model.head.block_decoding``), side by side on a config's test set.
 
-    python tools/analysis_tools/parallel_decoding.py CONFIG CHECKPOINT [--thresholds 0 0.5] [--out result.json] \
-        [--onnx EXPORT_DIR] [--cfg-options k=v ...]
+    python tools/analysis_tools/parallel_decoding.py CONFIG CHECKPOINT [--out result.json] [--onnx EXPORT_DIR] \
+        [--cfg-options k=v ...]
 
-Every test batch is encoded once; the decoder then runs token by token (``test_cfg.parallel=False``) and in blocks
-(``parallel=True``, once per ``--thresholds`` value of ``parallel_threshold``), the runs interleaved batch by batch
-so that a busy moment of the machine falls on all of them. Each run's predictions are scored with the config's test
-evaluator (mmdet's ``CocoMetric``); reported: its metrics, the decoder's milliseconds per image (encoder excluded,
-post-processing included), and its sequential decoder steps per batch (one per token, or one per object plus four
-per object decoded again token by token; a step decodes the whole batch).
+Every test batch is encoded once; the decoder then runs token by token (``test_cfg.parallel=False``), in blocks with
+every drafted object verified (``parallel=True``) and in blocks with the drafts kept (``parallel_verify=False``),
+the runs interleaved batch by batch so that a busy moment of the machine falls on all of them. Each run's
+predictions are scored with the config's test evaluator (mmdet's ``CocoMetric``); reported: its metrics, the
+decoder's milliseconds per image (encoder excluded, post-processing included), and its sequential decoder steps per
+batch (one per token; in blocks one per object, plus the token steps and the repeated block step of every
+correction, and the last object's check; a step decodes the whole batch).
 
 ``--onnx EXPORT_DIR`` (``tools/deployment/pytorch2onnx.py`` of the same checkpoint, its batch the test batch or
 dynamic) adds the same runs in ONNX Runtime (``Pix2SeqRuntime``, as many intra-op threads as torch uses): the
@@ -34,8 +35,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Token-by-token against parallel decoding of one checkpoint')
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('--thresholds', type=float, nargs='+', default=[0.0],
-                        help='parallel_threshold values of the parallel runs (0: never fall back)')
     parser.add_argument('--out', help='write the results as JSON')
     parser.add_argument('--onnx', metavar='EXPORT_DIR', help='also decode with this ONNX export of the checkpoint')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='key=value overrides of the config')
@@ -94,9 +93,9 @@ def main(argv=None) -> List[dict]:
     model = runner.model.eval()
     load_checkpoint(model, args.checkpoint, map_location='cpu')
     base = vars(model.head.decoding_cfg)
-    modes = [('token by token', DecodingConfig(**dict(base, parallel=False)))] + [
-        (f'parallel, threshold {threshold:g}',
-         DecodingConfig(**dict(base, parallel=True, parallel_threshold=threshold))) for threshold in args.thresholds]
+    modes = [('token by token', DecodingConfig(**dict(base, parallel=False))),
+             ('parallel, verified', DecodingConfig(**dict(base, parallel=True, parallel_verify=True))),
+             ('parallel, drafts kept', DecodingConfig(**dict(base, parallel=True, parallel_verify=False)))]
     evaluators = [copy.deepcopy(runner.test_evaluator) for _ in modes * (2 if args.onnx else 1)]
     for evaluator in evaluators:
         evaluator.dataset_meta = runner.test_dataloader.dataset.metainfo

@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from .models import (PEER_CONFIGS, autocast, build_detector, load_config, make_data_batch, parallel_decoding,
+from .models import (PARALLEL_DECODING, PEER_CONFIGS, autocast, build_detector, load_config, make_data_batch,
                      random_image)
 
 # onnx*: a Pix2Seq model through pix2seq_mmdet.deploy (onnx, onnx-int8: the R50; onnx-vit-b: the ViT-B;
@@ -41,13 +41,12 @@ def setup_infer(task: dict) -> Callable[[], object]:
 def setup_onnx_infer(task: dict) -> Callable[[], object]:
     """A Pix2Seq model (:data:`ONNX_MODELS`) exported to ONNX (static batch, the frame ``size`` x ``size``) and run by
     the deployment runtime on the random image as a BGR array, ``batch`` times in one call; ``onnx-parallel*``: one
-    object per block step, objects whose least probable token is at most ``parallel_threshold`` decoded again token
-    by token."""
+    object per block step (:data:`PARALLEL_DECODING`)."""
     from pix2seq_mmdet.deploy.export import export_onnx
     from pix2seq_mmdet.deploy.runtime import Pix2SeqRuntime
     cfg = load_config(ONNX_MODELS[task['model']], task['model_objects'], task['tiny'], size=task['size'])
     if 'parallel' in task['model']:
-        cfg.merge_from_dict(parallel_decoding(task['parallel_threshold']))
+        cfg.merge_from_dict(PARALLEL_DECODING)
     model = build_detector(cfg, 'cpu').eval()
     int8 = task['model'].endswith('-int8')
     with tempfile.TemporaryDirectory(prefix='pix2seq_benchmark_') as work_dir:

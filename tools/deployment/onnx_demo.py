@@ -66,7 +66,7 @@ def main() -> None:
     image = load_image(args.image)
     mask_options = dict(strategy=args.mask_strategy) if args.mask_strategy else None
     detections = detector(image, seed=args.seed, strategy=args.strategy, parallel=args.parallel or None,
-                          parallel_threshold=args.parallel_threshold, masks=False if args.no_masks else None,
+                          parallel_verify=args.parallel_verify, masks=False if args.no_masks else None,
                           mask_options=mask_options, keypoints=False if args.no_keypoints else None)[0]
     if not cv2.imwrite(args.out, draw(image, detections, detector.class_names, args.score_thr)):
         sys.exit(f'onnx_demo.py: could not write {args.out}')

@@ -53,7 +53,7 @@ def main() -> None:
                     if value is not None}
     metrics = evaluate_onnx(cfg, args.model_dir, decoder=args.decoder, encoder=args.encoder,
                             num_threads=args.threads, strategy=args.strategy, seed=args.seed,
-                            parallel=args.parallel or None, parallel_threshold=args.parallel_threshold, masks=masks,
+                            parallel=args.parallel or None, parallel_verify=args.parallel_verify, masks=masks,
                             mask_options=mask_options or None, keypoints=False if args.no_keypoints else None,
                             keypoint_options=dict(strategy=args.keypoint_strategy) if args.keypoint_strategy else None)
     print(json.dumps(metrics, indent=2))
