@@ -13,10 +13,11 @@ batch (one per token; in blocks one per object, plus the token steps and the rep
 correction, and the last object's check; a step decodes the whole batch).
 
 ``--onnx EXPORT_DIR`` (``tools/deployment/pytorch2onnx.py`` of the same checkpoint, its batch the test batch or
-dynamic) adds the same runs in ONNX Runtime (``Pix2SeqRuntime``, as many intra-op threads as torch uses): the
-encoder graph once per batch on the data preprocessor's output, then the runtime's decoding loop, timed the same way
-with the PyTorch runs' decoding options (its post-processing by the head's ``tokens_to_instances``, untimed, so
-that the metrics are comparable).
+dynamic) adds the same runs in ONNX Runtime (``Pix2SeqRuntime``, as many intra-op threads as torch uses), after the
+PyTorch runs (interleaved with them, ONNX Runtime's threads would compete with PyTorch's OpenMP threads, which spin
+for a while after each operation): the encoder graph once per batch on the data preprocessor's output, then the
+runtime's decoding loop, its runs interleaved batch by batch, timed the same way with the PyTorch runs' decoding
+options (its post-processing by the head's ``tokens_to_instances``, untimed, so that the metrics are comparable).
 """
 import argparse
 import copy
@@ -103,6 +104,7 @@ def main(argv=None) -> List[dict]:
     counter = count_calls(model.head, 'forward_step')
     onnx = OnnxDecoding(args.onnx, modes, evaluators[len(modes):]) if args.onnx else None
     images = batches = 0
+    onnx_batches = []
     with torch.no_grad():
         for batch in runner.test_dataloader:
             data = model.data_preprocessor(batch, False)
@@ -121,7 +123,9 @@ def main(argv=None) -> List[dict]:
                 evaluators[index].process(data_samples=model.add_pred_to_datasample(copy.deepcopy(samples), results),
                                           data_batch=batch)
             if onnx is not None:
-                onnx.decode(model, inputs, samples, batch)
+                onnx_batches.append((inputs, samples, batch))
+        for inputs, samples, batch in onnx_batches:  # after PyTorch's: its idle threads spin for a while
+            onnx.decode(model, inputs, samples, batch)
     runs = [(name, 'PyTorch', total, count) for (name, _), total, count in zip(modes, seconds, calls)]
     if onnx is not None:
         runs += [(name, 'ONNX Runtime', total, count)
