@@ -25,15 +25,10 @@ def torch_block_logits(head: nn.Module, memory: Tensor, tokens: Tensor) -> List[
     """The PyTorch head's first two block steps of parallel decoding (``decoding.decode_in_blocks``) on (B, 6)
     teacher-forced tokens, BOS and one object: BOS at position 0, then the object's five tokens at positions 1 .. 5,
     each followed by the ``TOKENS_PER_OBJECT - 1`` block queries -> their (B, 5, V) and (B, 9, V) logits."""
-    queries = TOKENS_PER_OBJECT - 1
     with torch.no_grad():
         cache = head.init_cache(memory, None)
-        blocks = []
-        for real, position in ((tokens[:, :1], 0), (tokens[:, 1:], 1)):
-            step_tokens = torch.cat([real, real.new_full((real.shape[0], queries), head.tokenizer.PAD)], dim=1)
-            query_mask = torch.arange(step_tokens.shape[1]) >= real.shape[1]
-            blocks.append(head.forward_step(step_tokens, torch.tensor([position]), cache, query_mask))
-    return blocks
+        return [head.block_step(real, torch.tensor([position]), cache)
+                for real, position in ((tokens[:, :1], 0), (tokens[:, 1:], 1))]
 
 
 def check_export(model: nn.Module, out_dir: Union[str, Path], steps: int = 6, seed: int = 0,

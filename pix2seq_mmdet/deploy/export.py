@@ -293,9 +293,10 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
     export_decoder_step(head, paths['decoder_step'], batch_size, memory_len, opset, dynamic_batch, attention)
     written = ['encoder', 'decoder_step']
     parallel = head.block_size == TOKENS_PER_OBJECT  # trained for parallel decoding: the block step too
+    block_attn = block_attention(attention, batch_size, dynamic_batch) if parallel else None
     if parallel:
-        export_decoder_step(head, paths['decoder_block'], batch_size, memory_len, opset, dynamic_batch,
-                            block_attention(attention, batch_size, dynamic_batch), block=True)
+        export_decoder_step(head, paths['decoder_block'], batch_size, memory_len, opset, dynamic_batch, block_attn,
+                            block=True)
         written.append('decoder_block')
     if int8:
         for step in ['decoder_step'] + (['decoder_block'] if parallel else []):
@@ -319,8 +320,7 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
     meta = dict(format='pix2seq-onnx', format_version=FORMAT_VERSION, export_id=export_id,
                 exporter=f'pix2seq_mmdet {__version__}, torch {torch.__version__}', opset=opset,
                 batch_size=batch_size, dynamic_batch=dynamic_batch, decoder_attention=attention,
-                block_attention=block_attention(attention, batch_size, dynamic_batch) if parallel else None,
-                graphs=graphs,
+                block_attention=block_attn, graphs=graphs,
                 vocabulary=vocabulary_spec(head.tokenizer), preprocess=preprocess,
                 geometry=_geometry(model, memory_len), classes=list(class_names), decoding=decoding_spec(head),
                 mask_decoding=instance_decoding_spec(head, 'instance_segmentation'),

@@ -381,9 +381,9 @@ def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch
     per object where the drafts hold.  Without verification each object keeps its draft: one step per object.
 
     Args:
-        step (callable): ``step(tokens (B, T), position, query_mask (T,) bool = None) -> (B, T, V)`` logits of the
-            tokens at ``position .. position + T - 1`` with the key/value cache, the masked positions reading the
-            block query.
+        step (callable): ``step(real (B, T), position, with_queries) -> (B, T (+ 4), V)`` logits of the real
+            tokens at ``position .. position + T - 1`` with the key/value cache, followed by ``TOKENS_PER_OBJECT -
+            1`` positions that read the block query when ``with_queries`` (``Pix2SeqHead.block_step``).
         batch_size (int): Images ``B``.
         device (torch.device): Where to allocate the outputs.
         tokenizer (Pix2SeqTokenizer): The vocabulary.
@@ -400,13 +400,8 @@ def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch
     constraint = position_constraint(tokenizer, device) if cfg.constrained else None
 
     def run(real: Tensor, position: int, with_queries: bool) -> Tensor:
-        """Logits (B, T, V) of the real tokens at ``position ..``, then the block queries."""
-        step_tokens = real
-        query_mask = None
-        if with_queries:
-            step_tokens = torch.cat([real, real.new_full((batch_size, queries), tokenizer.PAD)], dim=1)
-            query_mask = torch.arange(step_tokens.shape[1], device=device) >= real.shape[1]
-        logits = step(step_tokens, position, query_mask).float()
+        """Logits (B, T (+ 4), V) of the real tokens at ``position ..`` (and the block queries), constrained."""
+        logits = step(real, position, with_queries).float()
         if constraint is not None:
             logits = logits + constraint[(position + torch.arange(logits.shape[1], device=device)) % TOKENS_PER_OBJECT]
         return logits

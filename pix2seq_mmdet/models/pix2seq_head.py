@@ -276,6 +276,18 @@ class Pix2SeqHead(BaseModule):
                            memory_attn_mask=cache.memory_attn_mask, extend_cache=partial(cache.extend, index))
         return self.logits(hidden)
 
+    def block_step(self, real: Tensor, position: Union[int, Tensor], cache: DecodingCache,
+                   with_queries: bool = True) -> Tensor:
+        """A step of parallel decoding (:func:`~.decoding.decode_in_blocks`): (B, T) real tokens at ``position ..``,
+        followed by ``TOKENS_PER_OBJECT - 1`` positions that read the learned block query when ``with_queries`` ->
+        (B, T (+ 4), V) logits at every position."""
+        if not with_queries:
+            return self.forward_step(real, position, cache)
+        queries = TOKENS_PER_OBJECT - 1
+        tokens = torch.cat([real, real.new_full((real.shape[0], queries), self.tokenizer.PAD)], dim=1)
+        query_mask = torch.arange(tokens.shape[1], device=real.device) >= real.shape[1]
+        return self.forward_step(tokens, position, cache, query_mask)
+
     # --------------------------------------------------------------------- loss
     def _token_cross_entropy(self, logits: Tensor, target_tokens: Tensor) -> Tensor:
         """(B, L, V) logits and (B, L) targets -> (B, L) cross-entropy; coordinate targets are Gaussian over the
@@ -388,8 +400,8 @@ class Pix2SeqHead(BaseModule):
         ``test_cfg.parallel_verify=False``.  Returns what :meth:`generate` does."""
         cache = self.init_cache(memory, memory_mask)
 
-        def step(tokens: Tensor, position: int, query_mask: Optional[Tensor] = None) -> Tensor:
-            return self.forward_step(tokens, position, cache, query_mask)
+        def step(real: Tensor, position: int, with_queries: bool) -> Tensor:
+            return self.block_step(real, position, cache, with_queries)
 
         return decode_in_blocks(step, memory.shape[0], memory.device, self.tokenizer, self.decoding_cfg)
 
