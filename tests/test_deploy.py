@@ -582,7 +582,8 @@ def test_seg_export_records_the_task(seg_model, seg_export):
     assert meta['geometry']['cache_len'] == tokenizer.num_positions
     assert meta['vocabulary']['instance_segmentation'] == dict(
         task_prompt=tokenizer.task_prompts['instance_segmentation'], separator=tokenizer.SEPARATOR,
-        max_points_per_object=16, response_len=tokenizer.response_len, instance_seq_len=tokenizer.instance_seq_len)
+        max_points_per_object=16, response_len=tokenizer.response_len, instance_seq_len=tokenizer.instance_seq_len,
+        polygon_frame='image')
     assert meta['mask_decoding']['num_samples'] == 1 and meta['mask_decoding']['strategy'] == 'greedy'
     assert meta['vocabulary']['keypoints'] is None and meta['keypoint_decoding'] is None
     assert meta['check']['fp32_logits_max_abs_diff'] < 1e-4
@@ -638,14 +639,14 @@ def test_greedy_responses_equal_pytorch_for_the_same_prompts(seg_model, seg_expo
     assert detector.vocab.is_coord(got).sum() > 12  # responses with points, not only EOS
 
 
-def test_greedy_masks_equal_pytorch(seg_model, seg_export, synthetic_cfg, images):
-    """Detections and their masks, end to end on images of the frame's and of other sizes: the same masks, at the
-    original image's size, as ``model.predict``."""
-    detector = ort_runtime.Pix2SeqRuntime(seg_export)
+def assert_masks_equal_pytorch(model, export_dir, cfg, images) -> list:
+    """Detections and their masks of the export at ``export_dir`` equal ``model.predict``'s, at the original image's
+    size; returns the runtime's detections."""
+    detector = ort_runtime.Pix2SeqRuntime(export_dir)
     got = detector(images)
-    data = torch_batch(seg_model, synthetic_cfg, images)
+    data = torch_batch(model, cfg, images)
     with torch.no_grad():
-        expected = [sample.pred_instances for sample in seg_model.predict(data['inputs'], data['data_samples'])]
+        expected = [sample.pred_instances for sample in model.predict(data['inputs'], data['data_samples'])]
     covered = 0
     for found, want, image in zip(got, expected, images):
         height, width = load_image(image).shape[:2]
@@ -657,6 +658,26 @@ def test_greedy_masks_equal_pytorch(seg_model, seg_export, synthetic_cfg, images
         assert np.array_equal(found.masks[order], want.masks.numpy()[want_order])
         covered += int(found.masks.sum())
     assert covered > 0
+    return got
+
+
+def test_greedy_masks_equal_pytorch(seg_model, seg_export, synthetic_cfg, images):
+    """End to end on images of the frame's and of other sizes."""
+    assert_masks_equal_pytorch(seg_model, seg_export, synthetic_cfg, images)
+
+
+def test_box_frame_masks_equal_pytorch(seg_model, seg_export, synthetic_cfg, images, tmp_path):
+    """The same weights read with ``polygon_frame='box'``: the export records the frame, the runtime's masks equal
+    PyTorch's, and they differ from the image frame's (the points are read in each prompt box)."""
+    model = copy.deepcopy(seg_model)
+    model.head.tokenizer.polygon_frame = 'box'
+    export_onnx(model, tmp_path, dynamic_batch=True, class_names=synthetic_cfg.classes,
+                test_pipeline=synthetic_cfg.test_dataloader.dataset.pipeline)
+    assert json.loads((tmp_path / 'pix2seq.json').read_text())['vocabulary']['instance_segmentation'][
+        'polygon_frame'] == 'box'
+    in_boxes = assert_masks_equal_pytorch(model, tmp_path, synthetic_cfg, images)
+    in_image = ort_runtime.Pix2SeqRuntime(seg_export)(images)
+    assert any(not np.array_equal(box.masks, image.masks) for box, image in zip(in_boxes, in_image))
 
 
 def test_static_batch_export_gives_the_same_masks(seg_model, seg_export, synthetic_cfg, images, tmp_path):

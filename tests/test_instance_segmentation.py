@@ -133,11 +133,10 @@ def polygon_sample(flip: bool, masks=None, img_path='photo.jpg'):
     return sample, polygons
 
 
-@pytest.mark.parametrize('flip', [False, True])
-def test_training_polygons_decode_to_the_annotated_masks_at_the_original_size(flip):
-    """Tokens built from the pipeline's (resized, flipped) polygons, decoded as a prediction's response, give the
-    annotation's masks at the original image's size."""
-    tokenizer = seg_tokenizer(max_points=16)
+def round_trip_ious(flip, polygon_frame, num_bins):
+    """Tokens built from the pipeline's (resized, flipped) polygons of :func:`polygon_sample`, decoded as a
+    prediction's response from the prompt's box -> the masks' IoU with the annotation, at the original size."""
+    tokenizer = seg_tokenizer(max_points=16, num_bins=num_bins, polygon_frame=polygon_frame)
     sample, polygons = polygon_sample(flip)
     torch.manual_seed(0)
     input_tokens, target_tokens, weights, image_index = InstanceSegmentationSequences(tokenizer)([sample])
@@ -145,12 +144,44 @@ def test_training_polygons_decode_to_the_annotated_masks_at_the_original_size(fl
     instance_of_row = [0 if row[4] == tokenizer.class_tokens(torch.tensor([0])) else 1 for row in target_tokens]
     responses = torch.cat([target_tokens[:, 5:], torch.zeros(2, 1, dtype=torch.long)], dim=1)  # pad to length
     cfg = MaskDecodingConfig(num_samples=1)
-    masks = responses_to_masks(responses, tokenizer, sample.metainfo, True, cfg)
+    masks = responses_to_masks(responses, tokenizer.dequantize(target_tokens[:, :4]), tokenizer, sample.metainfo,
+                               True, cfg)
     assert masks.shape == (2, 64, 96)
+    ious = []
     for mask, instance in zip(masks, instance_of_row):
         rles = mask_utils.frPyObjects([p.tolist() for p in polygons[instance]], 64, 96)
         expected = mask_utils.decode(mask_utils.merge(rles)).astype(bool)
-        assert (mask & expected).sum() / (mask | expected).sum() > 0.85
+        ious.append((mask & expected).sum() / (mask | expected).sum())
+    return ious
+
+
+@pytest.mark.parametrize('polygon_frame', ['image', 'box'])
+@pytest.mark.parametrize('flip', [False, True])
+def test_training_polygons_decode_to_the_annotated_masks_at_the_original_size(flip, polygon_frame):
+    """Annotation -> training tokens -> decoded masks at the original image's size, in either polygon frame."""
+    assert min(round_trip_ious(flip, polygon_frame, num_bins=128)) > 0.85
+
+
+def test_box_frame_polygons_span_their_box_and_read_finer():
+    """With ``polygon_frame='box'`` a response's points span the bins from the first to the last (the outline
+    touches its box on every side), the same shape reads the same tokens at another size and place, and the masks
+    of a coarse vocabulary come back closer to the annotation than in the image's frame."""
+    tokenizer = seg_tokenizer(max_points=16, num_bins=129, polygon_frame='box')  # a bin per pixel of the frame
+
+    def response(polygon, box_xyxy):
+        sample = DetDataSample(metainfo=dict(pad_shape=(128, 128), img_shape=(128, 128), img_path='x'))
+        sample.gt_instances = InstanceData(bboxes=torch.tensor([box_xyxy]), labels=torch.tensor([1]),
+                                           masks=PolygonMasks([polygon], 128, 128))
+        (sequence, _), = InstanceSegmentationSequences(tokenizer).sample_sequences(sample)
+        return sequence[6:]
+
+    tokens = response([np.array([10.0, 10, 50, 10, 30, 40])], [10.0, 10, 50, 40])
+    bins = tokenizer.bins(tokens[tokenizer.is_coord(tokens)])
+    assert bins.min() == 0 and bins.max() == tokenizer.num_bins - 1
+    # the same triangle at half the size, elsewhere
+    assert torch.equal(tokens, response([np.array([60.0, 50, 80, 50, 70, 65])], [60.0, 50, 80, 65]))
+    image_ious, box_ious = (round_trip_ious(False, frame, num_bins=24) for frame in ('image', 'box'))
+    assert np.mean(box_ious) > np.mean(image_ious) + 0.02
 
 
 def test_instance_weights_and_rows():

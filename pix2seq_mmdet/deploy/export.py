@@ -185,7 +185,7 @@ def instance_segmentation_spec(tokenizer) -> Optional[dict]:
         return None
     return dict(task_prompt=int(tokenizer.task_prompts['instance_segmentation']), separator=int(tokenizer.SEPARATOR),
                 max_points_per_object=tokenizer.max_points_per_object, response_len=tokenizer.response_len,
-                instance_seq_len=tokenizer.instance_seq_len)
+                instance_seq_len=tokenizer.instance_seq_len, polygon_frame=tokenizer.polygon_frame)
 
 
 def keypoints_spec(tokenizer) -> Optional[dict]:

@@ -11,7 +11,7 @@ from typing import ClassVar, Dict, Optional, Sequence
 
 import numpy as np
 
-from ..structures.polygons import sampled_polygons_to_masks
+from ..structures.polygons import sampled_polygons_to_masks, samples_from_box_frames
 from .instances import InstanceOptions
 from .metadata import Vocabulary
 from .processing import ImageMeta
@@ -48,14 +48,17 @@ class MaskOptions(InstanceOptions):
     def outputs(self, responses: np.ndarray, token_probs: np.ndarray, boxes_yxyx: np.ndarray, slot: np.ndarray,
                 meta: ImageMeta, vocab: Vocabulary, pad_size: Sequence[int]) -> Dict[str, np.ndarray]:
         """``masks`` (N, H, W) bool at the original image's size."""
-        return dict(masks=responses_to_masks(responses, slot, meta, vocab, pad_size, self))
+        return dict(masks=responses_to_masks(responses, boxes_yxyx, slot, meta, vocab, pad_size, self))
 
 
-def responses_to_masks(responses: np.ndarray, slot: np.ndarray, meta: ImageMeta, vocab: Vocabulary,
-                       pad_size: Sequence[int], options: MaskOptions) -> np.ndarray:
-    """One image's (K * S, L) responses of K boxes, S = ``num_samples`` each, and every detection's box index
-    ``slot`` (N,) (-1: not segmented) -> the detections' (N, H, W) bool masks at the original image's size."""
+def responses_to_masks(responses: np.ndarray, boxes_yxyx: np.ndarray, slot: np.ndarray, meta: ImageMeta,
+                       vocab: Vocabulary, pad_size: Sequence[int], options: MaskOptions) -> np.ndarray:
+    """One image's (K * S, L) responses of K boxes, S = ``num_samples`` each, the boxes (K, 4) normalised ``yxyx``,
+    and every detection's box index ``slot`` (N,) (-1: not segmented) -> the detections' (N, H, W) bool masks at the
+    original image's size."""
     samples = [vocab.decode_polygon(response) for response in responses]
+    if vocab.polygon_frame == 'box':
+        samples = samples_from_box_frames(samples, boxes_yxyx, options.num_samples, vocab.num_bins)
     masks = sampled_polygons_to_masks(samples, options.num_samples, options.threshold, meta.ori_shape, pad_size,
                                       meta.img_shape, None, meta.scale_factor)
     not_segmented = np.zeros((1, *meta.ori_shape), dtype=bool)  # slot -1

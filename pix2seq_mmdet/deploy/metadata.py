@@ -78,6 +78,7 @@ class Vocabulary:
             self.task_prompts['instance_segmentation'] = int(segmentation['task_prompt'])
             self.separator = int(segmentation['separator'])
             self.response_len = int(segmentation['response_len'])
+            self.polygon_frame = segmentation.get('polygon_frame', 'image')  # exports before the option: 'image'
         keypoints = spec.get('keypoints')
         if keypoints is not None:
             self.task_prompts['keypoints'] = int(keypoints['task_prompt'])

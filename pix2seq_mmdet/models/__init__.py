@@ -1,5 +1,6 @@
 """The detector, its head, the Transformer layers, the vocabulary, sequence augmentation, the instance segmentation
 sequences and masks, and decoding."""
+from .cell_mask_head import CellMaskHead
 from .data_preprocessor import Pix2SeqDataPreprocessor
 from .decoding import DecodingCache, DecodingConfig, decode_responses, decode_sequences
 from .instance_sequences import InstanceSegmentationSequences
@@ -17,5 +18,5 @@ __all__ = [
     'Pix2Seq', 'Pix2SeqHead', 'Pix2SeqDataPreprocessor', 'Pix2SeqTokenizer', 'SequenceAugmentation',
     'TokenProjection', 'DecodingCache', 'DecodingConfig', 'decode_sequences', 'decode_responses', 'Pix2SeqResNet',
     'Pix2SeqSinCosPositionalEncoding', 'SumPositionalEncoding', 'InstanceSegmentationSequences', 'MaskDecodingConfig',
-    'Pix2SeqViT'
+    'Pix2SeqViT', 'CellMaskHead'
 ]

@@ -8,7 +8,8 @@ what the tasks share (the choice of instances, the prompt, the batch and its wei
 Instance segmentation (:class:`InstanceSegmentationSequences`): the response is the polygon
 (:meth:`Pix2SeqTokenizer.encode_polygon`).  The polygons are mmdet's ``PolygonMasks``
 (``LoadAnnotations(with_mask=True, poly2mask=False)``), already moved by the pipeline's resize, flip and crop, and
-normalised here to the padded frame as the boxes are.
+normalised here to the padded frame as the boxes are, or to the instance's box with the tokenizer's
+``polygon_frame='box'``.
 
 Token weights (the official ones): 0 on the prompt's box and class, 1 on the polygon's coordinates and separators,
 ``eos_weight`` (official 1.0) on EOS; PAD 0, except in the official layout, where EOS is PAD and every trailing PAD
@@ -43,6 +44,7 @@ from mmdet.structures.bbox import get_box_tensor
 from mmdet.structures.mask import PolygonMasks
 from torch import Tensor
 
+from ..structures.polygons import points_to_box_frame
 from .tokenizer import PROMPT_LENGTH, Pix2SeqTokenizer
 
 Responses = List[Tuple[Tensor, Tensor]]
@@ -87,8 +89,9 @@ class InstanceSequences:
         self.eos_weight = eos_weight
         self.loss_weight = loss_weight
 
-    def response(self, sample: DetDataSample, index: int, where: str) -> Optional[Tensor]:
-        """Instance ``index`` of ``sample`` -> its response tokens, or None to leave it out."""
+    def response(self, sample: DetDataSample, index: int, box_yxyx: Tensor, where: str) -> Optional[Tensor]:
+        """Instance ``index`` of ``sample``, its (4,) normalised box of the prompt -> its response tokens, or None to
+        leave it out."""
         raise NotImplementedError
 
     def sample_sequences(self, sample: DetDataSample) -> Responses:
@@ -105,7 +108,7 @@ class InstanceSequences:
             box = boxes[index]
             if not (box[2] > box[0] and box[3] > box[1]):
                 continue
-            response = self.response(sample, index, f'{where}, instance {index}')
+            response = self.response(sample, index, box, f'{where}, instance {index}')
             if response is None:
                 continue
             prompt = self.tokenizer.instance_prompts(box[None], labels[index:index + 1], self.task)[0].cpu()
@@ -166,9 +169,13 @@ class InstanceSegmentationSequences(InstanceSequences):
         self.simplify_tolerance = simplify_tolerance
         self.canonical_order = canonical_order
 
-    def polygon_parts(self, polygon: List[np.ndarray], frame_hw: Tuple[int, int], where: str) -> List[Tensor]:
-        """One instance's mmdet polygon (parts of flat ``x0, y0, x1, y1, ...`` pixels) -> its usable parts, each
-        (P, 2) normalised ``(y, x)`` in [0, 1]."""
+    def polygon_parts(self, polygon: List[np.ndarray], frame_hw: Tuple[int, int], box_yxyx: Tensor,
+                      where: str) -> List[Tensor]:
+        """One instance's mmdet polygon (parts of flat ``x0, y0, x1, y1, ...`` pixels) and its (4,) normalised box
+        -> its usable parts, each (P, 2) ``(y, x)`` in [0, 1], normalised to the tokenizer's ``polygon_frame``.
+
+        The outline is simplified in the padded frame's bins (``simplify_tolerance``), then normalised to the box
+        with ``polygon_frame='box'``; points that fall in the bin of the point before them are dropped there."""
         frame = np.asarray(frame_hw, dtype=np.float64)
         bins = self.tokenizer.num_bins - 1
         parts = []
@@ -178,9 +185,13 @@ class InstanceSegmentationSequences(InstanceSequences):
                 raise ValueError(f'{where}: a polygon point is not finite ({points[~np.isfinite(points).all(1)][0]}); '
                                  'fix the annotation\'s segmentation')
             points = np.clip(points / frame, 0, 1)
-            if self.simplify_tolerance > 0 and len(points) > 3:
+            simplified = self.simplify_tolerance > 0 and len(points) > 3
+            if simplified:
                 scaled = (points * bins).astype(np.float32)[:, None, :]
                 points = cv2.approxPolyDP(scaled, self.simplify_tolerance, True)[:, 0].astype(np.float64) / bins
+            if self.tokenizer.polygon_frame == 'box':
+                points = points_to_box_frame(points, box_yxyx.cpu().numpy(), self.tokenizer.num_bins)
+            if simplified:
                 quantized = self.tokenizer.quantize(torch.from_numpy(points)).numpy()
                 keep = np.any(quantized != np.roll(quantized, 1, axis=0), axis=1)
                 points = points[keep] if keep.any() else points[:1]
@@ -190,13 +201,13 @@ class InstanceSegmentationSequences(InstanceSequences):
                 parts.append(torch.from_numpy(points).float())
         return parts
 
-    def response(self, sample: DetDataSample, index: int, where: str) -> Optional[Tensor]:
+    def response(self, sample: DetDataSample, index: int, box_yxyx: Tensor, where: str) -> Optional[Tensor]:
         masks = sample.gt_instances.get('masks', None)
         if not isinstance(masks, PolygonMasks):
             raise ValueError(f'{where}: instance segmentation trains on polygons; the training pipeline must load '
                              'them with LoadAnnotations(with_bbox=True, with_mask=True, poly2mask=False), got '
                              f'{type(masks).__name__ if masks is not None else "no masks"}')
-        parts = self.polygon_parts(masks.masks[index], sample.metainfo['pad_shape'][:2], where)
+        parts = self.polygon_parts(masks.masks[index], sample.metainfo['pad_shape'][:2], box_yxyx, where)
         return self.tokenizer.encode_polygon(parts) if parts else None
 
 
@@ -218,7 +229,7 @@ class KeypointSequences(InstanceSequences):
         self.invisible_weight = invisible_weight
         self.mask_inputs = mask_inputs
 
-    def response(self, sample: DetDataSample, index: int, where: str) -> Optional[Tensor]:
+    def response(self, sample: DetDataSample, index: int, box_yxyx: Tensor, where: str) -> Optional[Tensor]:
         keypoints = sample.gt_instances.get('keypoints', None)
         if keypoints is None:
             raise ValueError(f'{where}: the keypoint task needs gt_instances.keypoints: add LoadKeypoints after the '

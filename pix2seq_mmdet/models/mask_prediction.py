@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..structures.polygons import sampled_polygons_to_masks
+from ..structures.polygons import sampled_polygons_to_masks, samples_from_box_frames
 from .instance_prediction import InstanceDecodingConfig, coordinate_constraint
 from .tokenizer import Pix2SeqTokenizer
 
@@ -51,17 +51,21 @@ class MaskDecodingConfig(InstanceDecodingConfig):
     def outputs(self, responses: Tensor, token_probs: Tensor, boxes_yxyx: Tensor, tokenizer: Pix2SeqTokenizer,
                 img_meta: dict, rescale: bool) -> Dict[str, Tensor]:
         """``masks`` (K, H, W) bool (:func:`responses_to_masks`)."""
-        return dict(masks=torch.from_numpy(responses_to_masks(responses, tokenizer, img_meta, rescale, self)))
+        return dict(masks=torch.from_numpy(responses_to_masks(responses, boxes_yxyx, tokenizer, img_meta, rescale,
+                                                              self)))
 
 
-def responses_to_masks(responses: Tensor, tokenizer: Pix2SeqTokenizer, img_meta: dict, rescale: bool,
-                       cfg: MaskDecodingConfig) -> np.ndarray:
-    """(K * S, L) sampled responses of K boxes of one image, S samples each -> (K, H, W) bool masks at the size the
-    boxes are reported in (``ori_shape`` when ``rescale``, else ``img_shape``)."""
+def responses_to_masks(responses: Tensor, boxes_yxyx: Tensor, tokenizer: Pix2SeqTokenizer, img_meta: dict,
+                       rescale: bool, cfg: MaskDecodingConfig) -> np.ndarray:
+    """(K * S, L) sampled responses of K boxes of one image, S samples each, and the (K, 4) normalised prompt boxes
+    -> (K, H, W) bool masks at the size the boxes are reported in (``ori_shape`` when ``rescale``, else
+    ``img_shape``)."""
     out_hw = img_meta['ori_shape'][:2] if rescale else img_meta['img_shape'][:2]
     scale_factor = img_meta.get('scale_factor', (1.0, 1.0)) if rescale else (1.0, 1.0)
     frame_hw = img_meta.get('pad_shape', img_meta['img_shape'])[:2]
     flip_direction = img_meta['flip_direction'] if img_meta.get('flip', False) else None
     samples = [[part.numpy() for part in tokenizer.decode_polygon(response)] for response in responses]
+    if tokenizer.polygon_frame == 'box':
+        samples = samples_from_box_frames(samples, boxes_yxyx.cpu().numpy(), cfg.num_samples, tokenizer.num_bins)
     return sampled_polygons_to_masks(samples, cfg.num_samples, cfg.threshold, out_hw, frame_hw,
                                      img_meta['img_shape'][:2], flip_direction, scale_factor)

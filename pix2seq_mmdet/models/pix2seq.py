@@ -29,6 +29,8 @@ class Pix2Seq(BaseDetector):
         memory -> head.loss (teacher forcing on sequences built from gt_instances) | head.predict (autoregressive
         decoding) -> DetDataSample
         training only, with aux_head: encoder output (B, S, C) -> (B, C, h, w) -> aux_head.loss (dense boxes)
+        training only, with aux_mask_head: encoder output (B, S, C) -> aux_mask_head.loss (the masks' pixels of
+        every token's cell)
 
     Args:
         backbone (dict): Backbone config (e.g. mmdet ``ResNet``).
@@ -56,6 +58,11 @@ class Pix2Seq(BaseDetector):
             reads.  Training only: prediction, export and the checkpoint's use at inference ignore it, and its
             losses are logged with an ``aux_`` prefix.  ``num_classes``, ``in_channels`` and ``feat_channels``
             default to the tokenizer's classes and the encoder width.  Default None: the paper's model.
+        aux_mask_head (dict, optional): :class:`~.cell_mask_head.CellMaskHead` options (``stride``, the feature
+            map's; ``loss_weight``), trained on the encoder output beside the sequence loss with the instance masks
+            (the instance segmentation task's data): every memory token learns which pixels of its cell the masks
+            cover.  ``in_channels`` defaults to the encoder width.  Training only, its loss logged as
+            ``aux_loss_mask``.  Default None.
         mask_padding (bool): Keep the encoder and the decoder's cross-attention off the padding around each image
             (DETR's way). False (default): attend to the whole padded frame, as the official code does.
         train_cfg (dict, optional): The head's sequence augmentation options.
@@ -68,7 +75,8 @@ class Pix2Seq(BaseDetector):
     def __init__(self, backbone: ConfigType, neck: OptConfigType, encoder: OptConfigType,
                  positional_encoding: OptConfigType, head: ConfigType, memory_proj: OptConfigType = None,
                  mask_padding: bool = False, memory_positional_encoding: OptConfigType = None,
-                 aux_head: OptConfigType = None, train_cfg: OptConfigType = None,
+                 aux_head: OptConfigType = None, aux_mask_head: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None, data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -94,6 +102,8 @@ class Pix2Seq(BaseDetector):
         self.memory_positional_encoding = (None if memory_positional_encoding is None else
                                            MODELS.build(memory_positional_encoding))
         self.aux_head = None if aux_head is None else self._build_aux_head(aux_head)
+        self.aux_mask_head = None if aux_mask_head is None else MODELS.build(
+            dict(dict(type='CellMaskHead', in_channels=self.encoder_dims), **aux_mask_head))
         widths_differ = self.encoder_dims != self.head.embed_dims
         if self.memory_proj.uses_positions and widths_differ and self.memory_positional_encoding is None:
             raise ValueError(f'memory_proj mode {self.memory_proj.mode!r} adds the encoder\'s positions to the '
@@ -190,6 +200,9 @@ class Pix2Seq(BaseDetector):
         losses = self.head.loss(memory, memory_mask, batch_data_samples)
         if self.aux_head is not None:
             losses.update(self._aux_loss(encoded, feature.shape, batch_data_samples))
+        if self.aux_mask_head is not None:
+            losses.update({f'aux_{name}': value for name, value in self.aux_mask_head.loss(
+                encoded, feature.shape[-2:], batch_data_samples).items()})
         return losses
 
     def _aux_loss(self, encoded: Tensor, feature_shape: torch.Size,

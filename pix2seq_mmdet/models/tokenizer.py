@@ -45,6 +45,12 @@ and PAD up to ``2 * max_points_per_object + 1`` tokens.  For keypoints the respo
 ``(y, x)`` in the same bins, an unlabelled point as an ``INVISIBLE`` pair, ``2 * num_keypoints`` tokens and no EOS (the
 official task's fixed-length response).
 
+A polygon's points are normalised to the padded frame, as the boxes (``polygon_frame='image'``, the official task), or
+to the prompt's box (``polygon_frame='box'``): ``(0, 0)`` is the box's top-left corner and ``(1, 1)`` its bottom-right
+one, the box taken as the prompt's tokens read it (:func:`~pix2seq_mmdet.structures.polygons.points_to_box_frame`).
+The same shape then reads the same at every size and place, and every bin spans a fraction of the object rather
+than of the image.
+
 The other ids (unused task prompts, unused class ids, 1000 + B .. 2999) are never produced by the tokenizer.
 
 This class is the only place that knows the layout: every other module asks it which ids are classes or
@@ -66,6 +72,7 @@ TOKENS_PER_OBJECT = 5
 LAYOUTS = ('compact', 'official')
 # the tasks a tokenizer can be configured for; an instance task's prompt is the task token, a box and a class
 TASKS = ('detection', 'instance_segmentation', 'keypoints')
+POLYGON_FRAMES = ('image', 'box')
 PROMPT_LENGTH = 1 + TOKENS_PER_OBJECT
 
 # the official vocabulary (google-research/pix2seq vocab.py, configs/config_det_finetune.py)
@@ -103,6 +110,8 @@ class Pix2SeqTokenizer:
             ``detection`` first and always (the instance tasks prompt with detected boxes).  Default: detection only.
         max_points_per_object (int): Most polygon points (separator pairs included) of one object's response
             (official: 128); only with ``instance_segmentation``.
+        polygon_frame (str): What a polygon's points are normalised to: ``'image'`` (the padded frame, as the
+            boxes: the official task) or ``'box'`` (the prompt's box); only with ``instance_segmentation``.
         num_keypoints (int): Keypoints of every object (COCO persons, the official task: 17); only with
             ``keypoints``.
         vocab_size (int, optional): Official layout only: the number of token ids (default 3000, the detection
@@ -122,7 +131,8 @@ class Pix2SeqTokenizer:
 
     def __init__(self, num_classes: int, num_bins: int, max_objects: int = 100, layout: str = 'compact',
                  class_ids: Optional[Union[Sequence[int], str]] = None, tasks: Sequence[str] = ('detection', ),
-                 max_points_per_object: int = 128, num_keypoints: int = 17, vocab_size: Optional[int] = None) -> None:
+                 max_points_per_object: int = 128, polygon_frame: str = 'image', num_keypoints: int = 17,
+                 vocab_size: Optional[int] = None) -> None:
         if int(num_classes) < 1:
             raise ValueError(f'Pix2SeqTokenizer: num_classes must be >= 1, got {num_classes}')
         if int(num_bins) < 2:
@@ -139,10 +149,13 @@ class Pix2SeqTokenizer:
         if 'instance_segmentation' in tasks and int(max_points_per_object) < 3:
             raise ValueError(f'Pix2SeqTokenizer: max_points_per_object must be >= 3 (a polygon), got '
                              f'{max_points_per_object}')
+        if polygon_frame not in POLYGON_FRAMES:
+            raise ValueError(f'Pix2SeqTokenizer: polygon_frame must be one of {POLYGON_FRAMES}, got {polygon_frame!r}')
         if 'keypoints' in tasks and int(num_keypoints) < 1:
             raise ValueError(f'Pix2SeqTokenizer: num_keypoints must be >= 1, got {num_keypoints}')
         self.tasks = tasks
         self.max_points_per_object = int(max_points_per_object)
+        self.polygon_frame = polygon_frame
         self.num_keypoints = int(num_keypoints)
         v2 = len(tasks) > 1
         self.num_classes = int(num_classes)

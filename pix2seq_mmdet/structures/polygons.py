@@ -39,6 +39,33 @@ def frame_points_to_pixels(parts_yx: Sequence[np.ndarray], frame_hw: Sequence[fl
     return pixels
 
 
+def box_frames(boxes_yxyx: np.ndarray, num_bins: int) -> tuple:
+    """(K, 4) normalised ``yxyx`` prompt boxes -> the frames of box-relative polygons (``polygon_frame='box'``): each
+    box as its prompt tokens read it (its coordinates on the ``num_bins`` bins), ``origin`` (K, 2) its top-left
+    ``(y, x)`` and ``extent`` (K, 2) its height and width, at least one bin."""
+    bins = num_bins - 1
+    boxes = np.round(np.clip(np.asarray(boxes_yxyx, dtype=np.float64).reshape(-1, 4), 0, 1) * bins) / bins
+    return boxes[:, :2], np.maximum(boxes[:, 2:] - boxes[:, :2], 1 / bins)
+
+
+def points_to_box_frame(points_yx: np.ndarray, box_yxyx: np.ndarray, num_bins: int) -> np.ndarray:
+    """(P, 2) normalised ``(y, x)`` of the padded frame -> the same points in the frame of the prompt box
+    ``box_yxyx`` (4,): ``(0, 0)`` its top-left corner, ``(1, 1)`` its bottom-right one (:func:`box_frames`); points
+    outside the box are clipped to it."""
+    (origin, ), (extent, ) = box_frames(box_yxyx, num_bins)
+    return np.clip((np.asarray(points_yx, dtype=np.float64) - origin) / extent, 0, 1)
+
+
+def samples_from_box_frames(samples_yx: Sequence[Sequence[np.ndarray]], boxes_yxyx: np.ndarray, num_samples: int,
+                            num_bins: int) -> list:
+    """K * S sampled polygons of K objects, S = ``num_samples`` consecutive samples each, their parts' points in
+    the frames of the objects' prompt boxes (K, 4) -> the same parts normalised to the padded frame (the inverse
+    of :func:`points_to_box_frame`)."""
+    origins, extents = box_frames(boxes_yxyx, num_bins)
+    return [[origins[index // num_samples] + np.asarray(part, dtype=np.float64) * extents[index // num_samples]
+             for part in parts] for index, parts in enumerate(samples_yx)]
+
+
 def rasterize_polygon(parts_xy: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
     """One object's parts, each (P, 2) ``(x, y)`` pixels with P >= 3, -> its (height, width) bool mask (the union
     of the parts, as COCO's ``annToMask``); no parts give an empty mask."""

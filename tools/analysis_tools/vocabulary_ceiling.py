@@ -83,15 +83,16 @@ def add_ground_truth_masks(model, framed, data_sample) -> None:
     head, tokenizer = model.head, model.head.tokenizer
     # the original image's polygons into the resized one, as the training pipeline's Resize moves them
     polygons = framed.gt_instances.masks.resize(data_sample.img_shape[:2])
+    boxes = tokenizer.normalize_boxes(get_box_tensor(framed.gt_instances.bboxes), data_sample.pad_shape[:2])
     responses = []
     sequences = head.instance_sequences['instance_segmentation']
-    for polygon in polygons.masks:
-        parts = sequences.polygon_parts(polygon, data_sample.pad_shape[:2], data_sample.img_path)
+    for polygon, box in zip(polygons.masks, boxes):
+        parts = sequences.polygon_parts(polygon, data_sample.pad_shape[:2], box, data_sample.img_path)
         responses.append(tokenizer.encode_polygon(parts))
     pred = data_sample.pred_instances
     cfg = MaskDecodingConfig(num_samples=1)
-    masks = responses_to_masks(torch.stack(responses), tokenizer, data_sample.metainfo, True, cfg) if responses \
-        else np.zeros((0, *data_sample.ori_shape[:2]), dtype=bool)
+    masks = responses_to_masks(torch.stack(responses), boxes, tokenizer, data_sample.metainfo, True, cfg) \
+        if responses else np.zeros((0, *data_sample.ori_shape[:2]), dtype=bool)
     pred.masks = torch.from_numpy(masks)[ground_truth_source(data_sample)]
 
 
