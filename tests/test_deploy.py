@@ -551,20 +551,30 @@ DETECTION_VOCABULARY_KEYS = {'vocab_size', 'pad', 'eos', 'bos', 'fake', 'class_t
                              'num_classes', 'max_objects', 'seq_len', 'tokens_per_object', 'allowed_token_runs'}
 
 
-@pytest.fixture(scope='module')
-def seg_model(synthetic_cfg):
+def build_seg_model(synthetic_cfg, **model_options):
     """A tiny Pix2Seq v2 model (detection and instance segmentation, 16 polygon points: its 38 instance positions
     outnumber the 21 of the detection sequence), randomly initialised and widened, decoding greedily with
-    constrained detection (so that it detects objects) and one greedy polygon per box."""
+    constrained detection (so that it detects objects) and one greedy polygon per box; ``model_options`` set model
+    config keys (a dict updates the key's dict)."""
     cfg = copy.deepcopy(synthetic_cfg.model)
     cfg.aux_head = None
     cfg.head.tokenizer.update(tasks=V2, max_points_per_object=16, max_objects=MAX_OBJECTS)
     cfg.test_cfg.update(constrained=True, instance_segmentation=dict(strategy='greedy', num_samples=1))
+    for key, value in model_options.items():
+        if isinstance(value, dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
     torch.manual_seed(0)
     from mmdet.registry import MODELS
     model = MODELS.build(cfg)
     model.init_weights()
     return widen_decoder(model.eval())
+
+
+@pytest.fixture(scope='module')
+def seg_model(synthetic_cfg):
+    return build_seg_model(synthetic_cfg)
 
 
 @pytest.fixture(scope='module')
@@ -664,6 +674,20 @@ def assert_masks_equal_pytorch(model, export_dir, cfg, images) -> list:
 def test_greedy_masks_equal_pytorch(seg_model, seg_export, synthetic_cfg, images):
     """End to end on images of the frame's and of other sizes."""
     assert_masks_equal_pytorch(seg_model, seg_export, synthetic_cfg, images)
+
+
+def test_fine_memory_masks_equal_pytorch(synthetic_cfg, images, tmp_path):
+    """A model whose memory also holds the stride-8 level (``fine_memory``): the export's memory has its tokens,
+    and the runtime's detections and masks equal PyTorch's."""
+    model = build_seg_model(synthetic_cfg, backbone=dict(out_indices=(1, 2)),
+                            neck=dict(in_channels=[64, 128], num_outs=2), fine_memory=True)
+    export_onnx(model, tmp_path, dynamic_batch=True, class_names=synthetic_cfg.classes,
+                test_pipeline=synthetic_cfg.test_dataloader.dataset.pipeline)
+    detector = ort_runtime.Pix2SeqRuntime(tmp_path)
+    encoded = detector.encode(detector.preprocess(images[:1])[0])
+    frame = synthetic_cfg.model.data_preprocessor.pad_size[0]
+    assert encoded.memory.shape[1] == (frame // 16) ** 2 + (frame // 8) ** 2
+    assert_masks_equal_pytorch(model, tmp_path, synthetic_cfg, images)
 
 
 def test_box_frame_masks_equal_pytorch(seg_model, seg_export, synthetic_cfg, images, tmp_path):

@@ -169,3 +169,46 @@ def test_identical_sequences_per_image_give_the_one_sequence_loss(synthetic_cfg)
     assert torch.equal(losses['default']['loss'], losses['k1']['loss'])
     for key in ('loss', 'coord_ce', 'class_ce', 'eos_ce'):
         assert losses['k3_fixed'][key].item() == pytest.approx(losses['k1_fixed'][key].item(), rel=1e-6), key
+
+
+def fine_memory_cfg(synthetic_cfg):
+    """The synthetic model with its backbone's stride-8 level beside the stride-16 one, and ``fine_memory``."""
+    cfg = copy.deepcopy(synthetic_cfg)
+    cfg.model.backbone.out_indices = (1, 2)
+    cfg.model.neck.update(in_channels=[64, 128], num_outs=2)
+    cfg.model.fine_memory = True
+    return cfg
+
+
+def test_fine_memory_follows_the_encoder_tokens_and_trains(synthetic_cfg):
+    """``fine_memory``: the memory is the encoder's (IMAGE_SIZE / 16)^2 tokens, unchanged, then the stride-8 level's
+    (IMAGE_SIZE / 8)^2; the sequence loss reaches the fine level's projection and the backbone through it."""
+    cfg = fine_memory_cfg(synthetic_cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    inputs, samples = make_batch(model)
+    model.eval()
+    memory, memory_mask = model.encode(inputs, samples)
+    coarse, fine = (IMAGE_SIZE // 16) ** 2, (IMAGE_SIZE // 8) ** 2
+    assert memory.shape == (2, coarse + fine, model.head.embed_dims) and memory_mask is None
+    features = model.extract_feats(inputs)
+    alone, _, _ = model.forward_encoder(features[-1], samples)
+    assert torch.equal(memory[:, :coarse], alone)
+    model.train()
+    model.loss(inputs, samples)['loss'].backward()
+    grads = [p.grad for p in model.fine_memory_proj.parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    assert model.neck.convs[0].conv.weight.grad.abs().sum() > 0  # the stride-8 level's own projection
+
+
+def test_fine_memory_needs_two_levels_and_no_padding_mask(synthetic_cfg):
+    cfg = fine_memory_cfg(synthetic_cfg)
+    cfg.model.backbone.out_indices = (2, )
+    cfg.model.neck.update(in_channels=[128], num_outs=1)
+    model = build_model(cfg)
+    with pytest.raises(ValueError, match='fine_memory needs a neck of two or more levels'):
+        model.loss(*make_batch(model))
+    cfg = fine_memory_cfg(synthetic_cfg)
+    cfg.model.mask_padding = True
+    with pytest.raises(ValueError, match='does not mask padding'):
+        build_model(cfg)

@@ -24,6 +24,8 @@ class Pix2Seq(BaseDetector):
         extract_feat:     batch_inputs (B, 3, H, W) -> backbone -> neck -> feature (B, C, h, w)
         forward_encoder:  feature + 2-D positions -> flatten -> encoder (B, S, C) -> memory_proj (+ positions)
                           -> memory (B, S, D), memory_mask (B, S) or None
+                          (fine_memory: + the neck's first level (B, C, h', w') -> fine_memory_proj (+ positions)
+                          -> memory (B, S + h' * w', D))
                           (no encoder: the backbone's feature is the encoder output, e.g. :class:`~.vit.Pix2SeqViT`)
         (encode = extract_feat, then forward_encoder)
         memory -> head.loss (teacher forcing on sequences built from gt_instances) | head.predict (autoregressive
@@ -63,6 +65,12 @@ class Pix2Seq(BaseDetector):
             (the instance segmentation task's data): every memory token learns which pixels of its cell the masks
             cover.  ``in_channels`` defaults to the encoder width.  Training only, its loss logged as
             ``aux_loss_mask``.  Default None.
+        fine_memory (bool): Also give the decoder the neck's first level, a finer feature map (e.g. stride 8 beside
+            the encoder's stride 16), without passing it through the encoder: the memory is the encoder output's
+            tokens followed by the fine level's, each projected by its own :class:`MemoryProjection` with its
+            positions.  The cross-attention then reads outlines finer than the encoder's tokens (the instance
+            segmentation task's polygons) for the cost of attending to more tokens.  Needs an encoder and a neck of
+            two or more levels; not with ``mask_padding``.  Default False: the paper's single-level memory.
         mask_padding (bool): Keep the encoder and the decoder's cross-attention off the padding around each image
             (DETR's way). False (default): attend to the whole padded frame, as the official code does.
         train_cfg (dict, optional): The head's sequence augmentation options.
@@ -75,7 +83,7 @@ class Pix2Seq(BaseDetector):
     def __init__(self, backbone: ConfigType, neck: OptConfigType, encoder: OptConfigType,
                  positional_encoding: OptConfigType, head: ConfigType, memory_proj: OptConfigType = None,
                  mask_padding: bool = False, memory_positional_encoding: OptConfigType = None,
-                 aux_head: OptConfigType = None, aux_mask_head: OptConfigType = None,
+                 aux_head: OptConfigType = None, aux_mask_head: OptConfigType = None, fine_memory: bool = False,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None, data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
@@ -101,6 +109,12 @@ class Pix2Seq(BaseDetector):
         self.memory_proj = MemoryProjection(self.encoder_dims, self.head.embed_dims, **memory_proj)
         self.memory_positional_encoding = (None if memory_positional_encoding is None else
                                            MODELS.build(memory_positional_encoding))
+        self.fine_memory_proj = None
+        if fine_memory:
+            if self.encoder is None or self.neck is None or mask_padding:
+                raise ValueError('Pix2Seq: fine_memory puts the neck\'s first level beside the encoder output, so it '
+                                 'needs an encoder and a neck, and does not mask padding (mask_padding=False)')
+            self.fine_memory_proj = MemoryProjection(self.encoder_dims, self.head.embed_dims, **memory_proj)
         self.aux_head = None if aux_head is None else self._build_aux_head(aux_head)
         self.aux_mask_head = None if aux_mask_head is None else MODELS.build(
             dict(dict(type='CellMaskHead', in_channels=self.encoder_dims), **aux_mask_head))
@@ -145,18 +159,33 @@ class Pix2Seq(BaseDetector):
                              f'strides (the feature stride), got {getattr(head, "strides", None)!r}')
         return head
 
+    def extract_feats(self, batch_inputs: Tensor) -> Tuple[Tensor, ...]:
+        """(B, 3, H, W) images -> the neck's levels (the backbone's without a neck), finest first."""
+        features = self.backbone(batch_inputs)
+        return tuple(features if self.neck is None else self.neck(features))
+
     def extract_feat(self, batch_inputs: Tensor) -> Tensor:
         """(B, 3, H, W) images -> (B, D, h, w) projected feature map (the neck's last level)."""
-        features = self.backbone(batch_inputs)
-        return (features if self.neck is None else self.neck(features))[-1]
+        return self.extract_feats(batch_inputs)[-1]
 
-    def forward_encoder(self, feature: Tensor,
-                        batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+    def fine_feature(self, features: Tuple[Tensor, ...]) -> Optional[Tensor]:
+        """The level :meth:`forward_encoder` adds to the memory with ``fine_memory`` (the first), else None."""
+        if self.fine_memory_proj is None:
+            return None
+        if len(features) < 2:
+            raise ValueError('Pix2Seq: fine_memory needs a neck of two or more levels (the backbone\'s out_indices '
+                             f'and the neck\'s in_channels), got {len(features)}')
+        return features[0]
+
+    def forward_encoder(self, feature: Tensor, batch_data_samples: SampleList,
+                        fine_feature: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor], Tensor]:
         """Encode the feature map and project it for the decoder.
 
         Args:
             feature (Tensor): (B, C, h, w), :meth:`extract_feat`'s output.
             batch_data_samples (list[DetDataSample]): For ``img_shape`` and ``batch_input_shape``.
+            fine_feature (Tensor, optional): (B, C, h', w'), a finer level (``fine_memory``, :meth:`fine_feature`):
+                its h' * w' tokens, projected with their positions, follow the encoder's in the memory.
 
         Returns:
             tuple: ``memory`` (B, h * w, D), the decoder's input; ``memory_mask`` (B, h * w) bool, True at positions
@@ -183,20 +212,29 @@ class Pix2Seq(BaseDetector):
             encoded = self.encoder(tokens + memory_positions, memory_mask)
         if self.memory_positional_encoding is not None:
             memory_positions = self.memory_positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
-        return self.memory_proj(encoded, memory_positions), memory_mask, encoded
+        memory = self.memory_proj(encoded, memory_positions)
+        if fine_feature is not None:
+            fine_mask = fine_feature.new_zeros((batch_size, ) + fine_feature.shape[-2:], dtype=torch.bool)
+            encoding = self.memory_positional_encoding or self.positional_encoding
+            fine_positions = encoding(fine_mask).to(feature.dtype).flatten(2).transpose(1, 2)
+            fine_memory = self.fine_memory_proj(fine_feature.flatten(2).transpose(1, 2), fine_positions)
+            memory = torch.cat([memory, fine_memory], dim=1)
+        return memory, memory_mask, encoded
 
     def encode(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor]]:
         """(B, 3, H, W) images -> the decoder's ``memory`` (B, S, D) and ``memory_mask`` (B, S) or None
         (:meth:`extract_feat`, then :meth:`forward_encoder`): what the head's ``loss``, ``predict``, ``generate``
         and ``init_cache`` take."""
-        memory, memory_mask, _ = self.forward_encoder(self.extract_feat(batch_inputs), batch_data_samples)
+        features = self.extract_feats(batch_inputs)
+        memory, memory_mask, _ = self.forward_encoder(features[-1], batch_data_samples, self.fine_feature(features))
         return memory, memory_mask
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Teacher-forced loss on the sequences the head builds from the samples' ``gt_instances``, plus the
         auxiliary head's losses (``aux_`` prefix) when there is one."""
-        feature = self.extract_feat(batch_inputs)
-        memory, memory_mask, encoded = self.forward_encoder(feature, batch_data_samples)
+        features = self.extract_feats(batch_inputs)
+        feature = features[-1]
+        memory, memory_mask, encoded = self.forward_encoder(feature, batch_data_samples, self.fine_feature(features))
         losses = self.head.loss(memory, memory_mask, batch_data_samples)
         if self.aux_head is not None:
             losses.update(self._aux_loss(encoded, feature.shape, batch_data_samples))
