@@ -52,8 +52,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class Vocabulary:
     """The token layout of an export (``pix2seq.json``'s ``vocabulary``, written from the model's tokenizer): special
     ids, class token ids, coordinate ids ``coord_offset .. coord_offset + num_bins - 1`` and the prompt token of each
-    Pix2Seq v2 instance task of the model (``task_prompts``) with its tokens: ``SEPARATOR`` and the polygon
-    ``response_len`` (``instance_segmentation``), ``INVISIBLE`` and ``num_keypoints`` (``keypoints``)."""
+    Pix2Seq v2 instance task of the model (``task_prompts``) with its tokens: ``SEPARATOR``, the polygon
+    ``response_len`` and ``polygon_frame`` (``instance_segmentation``), ``INVISIBLE`` and ``num_keypoints``
+    (``keypoints``)."""
 
     def __init__(self, spec: dict) -> None:
         self.vocab_size = int(spec['vocab_size'])
