@@ -188,9 +188,10 @@ class Pix2Seq(BaseDetector):
                 its h' * w' tokens, projected with their positions, follow the encoder's in the memory.
 
         Returns:
-            tuple: ``memory`` (B, h * w, D), the decoder's input; ``memory_mask`` (B, h * w) bool, True at positions
-            that only cover padding (None unless ``mask_padding`` and some image of the batch is padded); and the
-            encoder output (B, h * w, C) before the projection (what the auxiliary head reads).
+            tuple: ``memory`` (B, h * w, D), the decoder's input (B, h * w + h' * w', D with ``fine_feature``);
+            ``memory_mask`` (B, h * w) bool, True at positions that only cover padding (None unless ``mask_padding``
+            and some image of the batch is padded); and the encoder output (B, h * w, C) before the projection (what
+            the auxiliary heads read).
         """
         batch_size, _, feat_h, feat_w = feature.shape
         if self.mask_padding:
