@@ -206,9 +206,9 @@ def test_fine_memory_needs_two_levels_and_no_padding_mask(synthetic_cfg):
     cfg.model.backbone.out_indices = (2, )
     cfg.model.neck.update(in_channels=[128], num_outs=1)
     model = build_model(cfg)
-    with pytest.raises(ValueError, match='fine_memory needs a neck of two or more levels'):
+    with pytest.raises(ValueError, match='need a neck of two or more levels'):
         model.loss(*make_batch(model))
     cfg = fine_memory_cfg(synthetic_cfg)
     cfg.model.mask_padding = True
-    with pytest.raises(ValueError, match='does not mask padding'):
+    with pytest.raises(ValueError, match='do not mask padding'):
         build_model(cfg)

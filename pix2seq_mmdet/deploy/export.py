@@ -278,6 +278,10 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if getattr(model.head, 'box_memory', None) is not None:
+        raise NotImplementedError('ONNX export of a head with box_memory is not supported: its instance prompts read '
+                                  'the fine level sampled inside their boxes, which the exported decoder step does not '
+                                  'take; export a model without it (fine_memory exports)')
     model = copy.deepcopy(model).cpu().eval()
     head = model.head
     preprocess = preprocess_spec(model, test_pipeline)  # before the export: the pipeline must fit in the frame

@@ -24,12 +24,13 @@ class Pix2Seq(BaseDetector):
         extract_feat:     batch_inputs (B, 3, H, W) -> backbone -> neck -> feature (B, C, h, w)
         forward_encoder:  feature + 2-D positions -> flatten -> encoder (B, S, C) -> memory_proj (+ positions)
                           -> memory (B, S, D), memory_mask (B, S) or None
-                          (fine_memory: + the neck's first level (B, C, h', w') -> fine_memory_proj (+ positions)
-                          -> memory (B, S + h' * w', D))
+                          (fine_memory: + the neck's first level (B, C, h', w') -> fine_map (fine_memory_proj,
+                          + positions) (B, D, h', w') -> memory (B, S + h' * w', D))
                           (no encoder: the backbone's feature is the encoder output, e.g. :class:`~.vit.Pix2SeqViT`)
         (encode = extract_feat, then forward_encoder)
         memory -> head.loss (teacher forcing on sequences built from gt_instances) | head.predict (autoregressive
         decoding) -> DetDataSample
+        (head.box_memory: fine_map -> head.loss | head.predict, each instance sequence reading it inside its box)
         training only, with aux_head: encoder output (B, S, C) -> (B, C, h, w) -> aux_head.loss (dense boxes)
         training only, with aux_mask_head: encoder output (B, S, C) -> aux_mask_head.loss (the masks' pixels of
         every token's cell)
@@ -70,7 +71,11 @@ class Pix2Seq(BaseDetector):
             tokens followed by the fine level's, each projected by its own :class:`MemoryProjection` with its
             positions.  The cross-attention then reads outlines finer than the encoder's tokens (the instance
             segmentation task's polygons) for the cost of attending to more tokens.  Needs an encoder and a neck of
-            two or more levels; not with ``mask_padding``.  Default False: the paper's single-level memory.
+            two or more levels; not with ``mask_padding``.  Default False: the paper's single-level memory.  The
+            head's ``box_memory`` reads the same projected level, inside each instance prompt's box only (it needs
+            what ``fine_memory`` needs).
+        fine_memory_proj (dict, optional): :class:`MemoryProjection` options of the fine level that differ from
+            ``memory_proj``'s (e.g. ``mode='linear_p'``: no feed-forward block over the fine level's many tokens).
         mask_padding (bool): Keep the encoder and the decoder's cross-attention off the padding around each image
             (DETR's way). False (default): attend to the whole padded frame, as the official code does.
         train_cfg (dict, optional): The head's sequence augmentation options.
@@ -84,7 +89,7 @@ class Pix2Seq(BaseDetector):
                  positional_encoding: OptConfigType, head: ConfigType, memory_proj: OptConfigType = None,
                  mask_padding: bool = False, memory_positional_encoding: OptConfigType = None,
                  aux_head: OptConfigType = None, aux_mask_head: OptConfigType = None, fine_memory: bool = False,
-                 train_cfg: OptConfigType = None,
+                 fine_memory_proj: OptConfigType = None, train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None, data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -109,12 +114,17 @@ class Pix2Seq(BaseDetector):
         self.memory_proj = MemoryProjection(self.encoder_dims, self.head.embed_dims, **memory_proj)
         self.memory_positional_encoding = (None if memory_positional_encoding is None else
                                            MODELS.build(memory_positional_encoding))
-        self.fine_memory_proj = None
-        if fine_memory:
+        self.fine_memory, self.fine_memory_proj = fine_memory, None
+        if fine_memory or self.head.box_memory is not None:
             if self.encoder is None or self.neck is None or mask_padding:
-                raise ValueError('Pix2Seq: fine_memory puts the neck\'s first level beside the encoder output, so it '
-                                 'needs an encoder and a neck, and does not mask padding (mask_padding=False)')
-            self.fine_memory_proj = MemoryProjection(self.encoder_dims, self.head.embed_dims, **memory_proj)
+                raise ValueError('Pix2Seq: fine_memory and head.box_memory read the neck\'s first level beside the '
+                                 'encoder output, so they need an encoder and a neck, and do not mask padding '
+                                 '(mask_padding=False)')
+            self.fine_memory_proj = MemoryProjection(self.encoder_dims, self.head.embed_dims,
+                                                     **dict(memory_proj, **(fine_memory_proj or {})))
+        elif fine_memory_proj is not None:
+            raise ValueError('Pix2Seq: fine_memory_proj is set, but neither fine_memory nor head.box_memory reads the '
+                             'fine level')
         self.aux_head = None if aux_head is None else self._build_aux_head(aux_head)
         self.aux_mask_head = None if aux_mask_head is None else MODELS.build(
             dict(dict(type='CellMaskHead', in_channels=self.encoder_dims), **aux_mask_head))
@@ -168,27 +178,34 @@ class Pix2Seq(BaseDetector):
         """(B, 3, H, W) images -> (B, D, h, w) projected feature map (the neck's last level)."""
         return self.extract_feats(batch_inputs)[-1]
 
-    def fine_feature(self, features: Tuple[Tensor, ...]) -> Optional[Tensor]:
-        """The level :meth:`forward_encoder` adds to the memory with ``fine_memory`` (the first), else None."""
+    def fine_map(self, features: Tuple[Tensor, ...]) -> Optional[Tensor]:
+        """The neck's first level (B, C, h', w') projected with its positions by ``fine_memory_proj`` -> (B, D, h',
+        w'), what ``fine_memory`` adds to the memory and the head's ``box_memory`` samples; None without either."""
         if self.fine_memory_proj is None:
             return None
         if len(features) < 2:
-            raise ValueError('Pix2Seq: fine_memory needs a neck of two or more levels (the backbone\'s out_indices '
-                             f'and the neck\'s in_channels), got {len(features)}')
-        return features[0]
+            raise ValueError('Pix2Seq: fine_memory and head.box_memory need a neck of two or more levels (the '
+                             f'backbone\'s out_indices and the neck\'s in_channels), got {len(features)}')
+        fine_feature = features[0]
+        batch_size, _, fine_h, fine_w = fine_feature.shape
+        fine_mask = fine_feature.new_zeros((batch_size, fine_h, fine_w), dtype=torch.bool)
+        encoding = self.memory_positional_encoding or self.positional_encoding
+        positions = encoding(fine_mask).to(fine_feature.dtype).flatten(2).transpose(1, 2)
+        tokens = self.fine_memory_proj(fine_feature.flatten(2).transpose(1, 2), positions)  # (B, h' * w', D)
+        return tokens.transpose(1, 2).reshape(batch_size, -1, fine_h, fine_w)
 
     def forward_encoder(self, feature: Tensor, batch_data_samples: SampleList,
-                        fine_feature: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+                        fine_map: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor], Tensor]:
         """Encode the feature map and project it for the decoder.
 
         Args:
             feature (Tensor): (B, C, h, w), :meth:`extract_feat`'s output.
             batch_data_samples (list[DetDataSample]): For ``img_shape`` and ``batch_input_shape``.
-            fine_feature (Tensor, optional): (B, C, h', w'), a finer level (``fine_memory``, :meth:`fine_feature`):
-                its h' * w' tokens, projected with their positions, follow the encoder's in the memory.
+            fine_map (Tensor, optional): (B, D, h', w'), the projected finer level (``fine_memory``,
+                :meth:`fine_map`): its h' * w' tokens follow the encoder's in the memory.
 
         Returns:
-            tuple: ``memory`` (B, h * w, D), the decoder's input (B, h * w + h' * w', D with ``fine_feature``);
+            tuple: ``memory`` (B, h * w, D), the decoder's input (B, h * w + h' * w', D with ``fine_map``);
             ``memory_mask`` (B, h * w) bool, True at positions that only cover padding (None unless ``mask_padding``
             and some image of the batch is padded); and the encoder output (B, h * w, C) before the projection (what
             the auxiliary heads read).
@@ -214,29 +231,31 @@ class Pix2Seq(BaseDetector):
         if self.memory_positional_encoding is not None:
             memory_positions = self.memory_positional_encoding(mask).to(feature.dtype).flatten(2).transpose(1, 2)
         memory = self.memory_proj(encoded, memory_positions)
-        if fine_feature is not None:
-            fine_mask = fine_feature.new_zeros((batch_size, ) + fine_feature.shape[-2:], dtype=torch.bool)
-            encoding = self.memory_positional_encoding or self.positional_encoding
-            fine_positions = encoding(fine_mask).to(feature.dtype).flatten(2).transpose(1, 2)
-            fine_memory = self.fine_memory_proj(fine_feature.flatten(2).transpose(1, 2), fine_positions)
-            memory = torch.cat([memory, fine_memory], dim=1)
+        if fine_map is not None:
+            memory = torch.cat([memory, fine_map.flatten(2).transpose(1, 2)], dim=1)
         return memory, memory_mask, encoded
+
+    def encode_levels(self, batch_inputs: Tensor, batch_data_samples: SampleList
+                      ) -> Tuple[Tensor, Optional[Tensor], Tensor, Tensor, Optional[Tensor]]:
+        """(B, 3, H, W) images -> ``memory``, ``memory_mask`` and the encoder output (:meth:`forward_encoder`),
+        the encoder's feature map (B, C, h, w), and the ``fine_map`` (B, D, h', w') the head's ``box_memory``
+        reads (None without it)."""
+        features = self.extract_feats(batch_inputs)
+        fine_map = self.fine_map(features)
+        memory, memory_mask, encoded = self.forward_encoder(features[-1], batch_data_samples,
+                                                            fine_map if self.fine_memory else None)
+        return memory, memory_mask, encoded, features[-1], fine_map if self.head.box_memory is not None else None
 
     def encode(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tuple[Tensor, Optional[Tensor]]:
         """(B, 3, H, W) images -> the decoder's ``memory`` (B, S, D) and ``memory_mask`` (B, S) or None
-        (:meth:`extract_feat`, then :meth:`forward_encoder`): what the head's ``loss``, ``predict``, ``generate``
-        and ``init_cache`` take."""
-        features = self.extract_feats(batch_inputs)
-        memory, memory_mask, _ = self.forward_encoder(features[-1], batch_data_samples, self.fine_feature(features))
-        return memory, memory_mask
+        (:meth:`encode_levels`): what the head's ``loss``, ``predict``, ``generate`` and ``init_cache`` take."""
+        return self.encode_levels(batch_inputs, batch_data_samples)[:2]
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Teacher-forced loss on the sequences the head builds from the samples' ``gt_instances``, plus the
         auxiliary head's losses (``aux_`` prefix) when there is one."""
-        features = self.extract_feats(batch_inputs)
-        feature = features[-1]
-        memory, memory_mask, encoded = self.forward_encoder(feature, batch_data_samples, self.fine_feature(features))
-        losses = self.head.loss(memory, memory_mask, batch_data_samples)
+        memory, memory_mask, encoded, feature, fine_map = self.encode_levels(batch_inputs, batch_data_samples)
+        losses = self.head.loss(memory, memory_mask, batch_data_samples, fine_map)
         if self.aux_head is not None:
             losses.update(self._aux_loss(encoded, feature.shape, batch_data_samples))
         if self.aux_mask_head is not None:
@@ -263,8 +282,8 @@ class Pix2Seq(BaseDetector):
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
         """Decode detections; returns the data samples with ``pred_instances`` (bboxes, scores, labels)."""
-        results_list = self.head.predict(*self.encode(batch_inputs, batch_data_samples), batch_data_samples,
-                                         rescale=rescale)
+        memory, memory_mask, _, _, fine_map = self.encode_levels(batch_inputs, batch_data_samples)
+        results_list = self.head.predict(memory, memory_mask, batch_data_samples, rescale=rescale, fine_map=fine_map)
         return self.add_pred_to_datasample(batch_data_samples, results_list)
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tensor:

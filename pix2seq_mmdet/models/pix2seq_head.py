@@ -1,6 +1,6 @@
 """The Pix2Seq sequence head: a Transformer decoder over the token sequence, its loss and its prediction."""
 from functools import partial
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from .box_memory import BoxMemory
 from .decoding import (DecodingCache, DecodingConfig, StaticStep, block_attention_mask, decode_in_blocks,
                        decode_responses, decode_sequences)
 from .instance_prediction import InstanceDecodingConfig, boxes_in_frame, distinct_boxes
@@ -19,7 +20,7 @@ from .instance_sequences import InstanceSegmentationSequences, InstanceSequences
 from .keypoint_prediction import KeypointDecodingConfig
 from .mask_prediction import MaskDecodingConfig
 from .sequence_augmentation import SequenceAugmentation
-from .tokenizer import TOKENS_PER_OBJECT, Pix2SeqTokenizer
+from .tokenizer import PROMPT_LENGTH, TOKENS_PER_OBJECT, Pix2SeqTokenizer
 from .transformer import TransformerLayer
 
 
@@ -73,6 +74,10 @@ class Pix2SeqHead(BaseModule):
             tokens from the real tokens before the block (:meth:`block_logits`), logged and summed as
             ``loss_block``; it adds one learned ``block_query`` embedding.  ``test_cfg.parallel=True`` then decodes
             one object per decoder step (:meth:`generate_in_blocks`).  Default None: the paper's decoder.
+        box_memory (dict, optional): :class:`~.box_memory.BoxMemory` options (``size``): every instance task's
+            sequence also reads ``size`` x ``size`` tokens of the detector's fine level sampled inside its prompt's
+            box, after the image's memory (:meth:`prompt_memory`; the detector passes the level as ``fine_map``).
+            Detection sequences do not.  Needs an instance task.  Default None: the official decoder's memory.
         train_cfg (dict, optional): :class:`~.sequence_augmentation.SequenceAugmentation` options (object order,
             noise, token weights, input corruption, sequences per image), and per instance task its sequences'
             options (``instance_segmentation``: :class:`~.instance_sequences.InstanceSegmentationSequences`,
@@ -90,7 +95,8 @@ class Pix2SeqHead(BaseModule):
     def __init__(self, tokenizer: dict, embed_dims: int = 256, num_layers: int = 6,
                  num_heads: int = 8, ffn_dims: int = 1024, dropout: float = 0.1, drop_path: float = 0.1,
                  attn_dropout: float = 0.0, coord_target_sigma: float = 0.0, norm_eps: float = 1e-5,
-                 block_decoding: Optional[dict] = None, train_cfg: Optional[dict] = None,
+                 block_decoding: Optional[dict] = None, box_memory: Optional[dict] = None,
+                 train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.tokenizer = Pix2SeqTokenizer(**tokenizer)
@@ -148,6 +154,10 @@ class Pix2SeqHead(BaseModule):
                 raise ValueError(f'block_decoding.block_size must be in [1, {TOKENS_PER_OBJECT}], got '
                                  f'{self.block_size}')
             self.block_query = nn.Parameter(torch.zeros(embed_dims))
+        if box_memory is not None and not self.instance_sequences:
+            raise ValueError('box_memory samples the fine level inside instance prompts\' boxes, but '
+                             f'tokenizer.tasks {self.tokenizer.tasks!r} has no instance task')
+        self.box_memory = None if box_memory is None else BoxMemory(**box_memory)
         if self.decoding_cfg.parallel and self.block_size != TOKENS_PER_OBJECT:
             raise ValueError('test_cfg.parallel decodes one object per step, which the decoder learns with '
                              f'block_decoding=dict(block_size={TOKENS_PER_OBJECT}); this head has '
@@ -166,12 +176,13 @@ class Pix2SeqHead(BaseModule):
             nn.init.trunc_normal_(self.block_query, std=0.02)
 
     # ------------------------------------------------------------------ decoder
-    def project_memory(self, memory: Tensor, memory_mask: Optional[Tensor], image_index: Optional[Tensor] = None
-                       ) -> Tuple[List[Tuple[Tensor, Tensor]], Optional[Tensor]]:
+    def project_memory(self, memory: Tensor, memory_mask: Optional[Tensor], image_index: Optional[Tensor] = None,
+                       row_memory: Optional[Tensor] = None) -> Tuple[List[Tuple[Tensor, Tensor]], Optional[Tensor]]:
         """(B, S, D) memory, optional (B, S) padding mask -> per layer the cross-attention keys and values, each
         (N, H, S, Dh), and the (N, 1, 1, S) bool attention mask (True: attend; None without padding mask), for N
         sequences reading image ``image_index`` (N,) each (default: one per image, N = B); the memory is projected
-        once per image."""
+        once per image.  ``row_memory`` (N, R, D), each sequence's own tokens (:meth:`prompt_memory`), follows its
+        image's: keys and values (N, H, S + R, Dh)."""
         memory_key_value = [layer.cross_attn.project_key_value(memory) for layer in self.layers]
         memory_attn_mask = None if memory_mask is None else ~memory_mask[:, None, None, :]
         if image_index is not None:
@@ -179,7 +190,26 @@ class Pix2SeqHead(BaseModule):
                                 for key, value in memory_key_value]
             if memory_attn_mask is not None:
                 memory_attn_mask = memory_attn_mask.index_select(0, image_index)
+        if row_memory is not None:
+            if memory_attn_mask is not None:
+                raise ValueError('row memory (box_memory) follows an unmasked memory: mask_padding must be False')
+            row_key_value = [layer.cross_attn.project_key_value(row_memory) for layer in self.layers]
+            memory_key_value = [(torch.cat([key, row_key], 2), torch.cat([value, row_value], 2))
+                                for (key, value), (row_key, row_value) in zip(memory_key_value, row_key_value)]
         return memory_key_value, memory_attn_mask
+
+    def prompt_memory(self, fine_map: Optional[Tensor], image_index: Tensor, input_tokens: Tensor,
+                      frame_hw: Sequence[int]) -> Optional[Tensor]:
+        """With ``box_memory``: the (N, size ** 2, D) tokens of the (B, D, h, w) ``fine_map`` sampled inside the box
+        of each instance sequence's prompt (``input_tokens`` (N, T) from ``[task, ymin, xmin, ymax, xmax, class]``,
+        image ``image_index`` (N,), boxes normalised to ``frame_hw``).  None without ``box_memory``."""
+        if self.box_memory is None:
+            return None
+        if fine_map is None:
+            raise ValueError('Pix2SeqHead: box_memory needs the detector\'s fine level (fine_map), which Pix2Seq '
+                             'passes when its head has box_memory')
+        boxes_yxyx = self.tokenizer.dequantize(input_tokens[:, 1:PROMPT_LENGTH - 1]).to(fine_map.dtype)
+        return self.box_memory(fine_map, image_index, boxes_yxyx, frame_hw)
 
     def embed_tokens(self, tokens: Tensor, positions: Optional[Tensor] = None) -> Tensor:
         """(B, T) tokens at (T,) ``positions`` (default 0 .. T - 1) -> (B, T, D) token plus position embeddings."""
@@ -204,7 +234,7 @@ class Pix2SeqHead(BaseModule):
         return torch.arange(memory.shape[0], device=memory.device).repeat_interleave(sequences_per_image)
 
     def forward(self, memory: Tensor, memory_mask: Optional[Tensor], input_tokens: Tensor,
-                image_index: Optional[Tensor] = None) -> Tensor:
+                image_index: Optional[Tensor] = None, row_memory: Optional[Tensor] = None) -> Tensor:
         """Teacher-forced decoding of whole sequences.
 
         Args:
@@ -214,13 +244,15 @@ class Pix2SeqHead(BaseModule):
             image_index (Tensor, optional): (N,) int64, the image each sequence reads; default: N = B * K, K
                 sequences per image in consecutive rows (``train_cfg.sequences_per_image``).  The memory is
                 projected once per image.
+            row_memory (Tensor, optional): (N, R, D), each sequence's own memory after its image's
+                (:meth:`prompt_memory`).
 
         Returns:
             Tensor: (N, T, V) logits of the next token at every position.
         """
         if image_index is None:
             image_index = self.sequence_images(memory, input_tokens.shape[0])
-        memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask, image_index)
+        memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask, image_index, row_memory)
         hidden = self.embed_tokens(input_tokens)
         for layer, layer_memory in zip(self.layers, memory_key_value):
             hidden = layer(hidden, is_causal=True, memory_key_value=layer_memory, memory_attn_mask=memory_attn_mask)
@@ -251,11 +283,11 @@ class Pix2SeqHead(BaseModule):
         return self.logits(hidden[:, length:])
 
     def init_cache(self, memory: Tensor, memory_mask: Optional[Tensor], image_index: Optional[Tensor] = None,
-                   max_len: Optional[int] = None) -> DecodingCache:
+                   max_len: Optional[int] = None, row_memory: Optional[Tensor] = None) -> DecodingCache:
         """Project the memory for every layer once and preallocate the self-attention buffers of ``max_len``
-        positions (default: the detection sequence's) for one sequence per image, or per entry of ``image_index``
-        (see :meth:`project_memory`)."""
-        memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask, image_index)
+        positions (default: the detection sequence's) for one sequence per image, or per entry of ``image_index``,
+        with each row's ``row_memory`` (see :meth:`project_memory`)."""
+        memory_key_value, memory_attn_mask = self.project_memory(memory, memory_mask, image_index, row_memory)
         return DecodingCache.allocate(memory_key_value, memory_attn_mask, self.num_heads,
                                       self.embed_dims // self.num_heads, max_len or self.tokenizer.seq_len)
 
@@ -303,9 +335,11 @@ class Pix2SeqHead(BaseModule):
         soft_ce = -(soft_target * log_probs[..., tokenizer.coordinates]).sum(-1)
         return torch.where(tokenizer.is_coord(target_tokens), soft_ce, token_ce)
 
-    def loss(self, memory: Tensor, memory_mask: Optional[Tensor], batch_data_samples: SampleList) -> Dict[str, Tensor]:
+    def loss(self, memory: Tensor, memory_mask: Optional[Tensor], batch_data_samples: SampleList,
+             fine_map: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Weighted softmax cross-entropy over the vocabulary, normalised by the sum of the token weights, on the
-        sequences :attr:`sequence_augmentation` builds from the data samples' ``gt_instances``.
+        sequences :attr:`sequence_augmentation` builds from the data samples' ``gt_instances``, and each instance
+        task's loss (its sequences reading ``fine_map`` (B, D, h, w) inside their boxes with ``box_memory``).
 
         Returns ``loss`` (the optimised value) and, for the log only, the weighted cross-entropy of the coordinate,
         class and EOS tokens (``coord_ce``, ``class_ce``, ``eos_ce``; not summed into the loss by mmengine since
@@ -328,11 +362,12 @@ class Pix2SeqHead(BaseModule):
             losses['loss_block'] = self.block_loss_weight * block_ce.sum() / reduce_mean(
                 token_weights.sum()).clamp(min=1e-6)
         for sequences in self.instance_sequences.values():
-            losses[sequences.loss_name] = self.instance_task_loss(sequences, memory, memory_mask, batch_data_samples)
+            losses[sequences.loss_name] = self.instance_task_loss(sequences, memory, memory_mask, batch_data_samples,
+                                                                  fine_map)
         return losses
 
     def instance_task_loss(self, sequences: InstanceSequences, memory: Tensor, memory_mask: Optional[Tensor],
-                           batch_data_samples: SampleList) -> Tensor:
+                           batch_data_samples: SampleList, fine_map: Optional[Tensor] = None) -> Tensor:
         """``loss_weight`` times the weighted cross-entropy of an instance task's ``sequences``, normalised by their
         weight sum (averaged over the ranks), as the official multi-task loss weighs each task's own normalised
         loss."""
@@ -341,7 +376,8 @@ class Pix2SeqHead(BaseModule):
             reduce_mean(memory.new_zeros(()))
             return memory.sum() * 0
         input_tokens, target_tokens, token_weights, image_index = built
-        logits = self(memory, memory_mask, input_tokens, image_index)
+        row_memory = self.prompt_memory(fine_map, image_index, input_tokens, frame_shape(batch_data_samples))
+        logits = self(memory, memory_mask, input_tokens, image_index, row_memory)
         token_ce = self._token_cross_entropy(logits, target_tokens) * token_weights
         normaliser = reduce_mean(token_weights.sum()).clamp(min=1e-6)
         return sequences.loss_weight * token_ce.sum() / normaliser
@@ -406,8 +442,9 @@ class Pix2SeqHead(BaseModule):
         return decode_in_blocks(step, memory.shape[0], memory.device, self.tokenizer, self.decoding_cfg)
 
     def predict(self, memory: Tensor, memory_mask: Optional[Tensor], batch_data_samples: SampleList,
-                rescale: bool = True) -> List[InstanceData]:
-        """Decode and turn the sequences into detections.
+                rescale: bool = True, fine_map: Optional[Tensor] = None) -> List[InstanceData]:
+        """Decode and turn the sequences into detections (then answer the instance tasks' prompts, reading
+        ``fine_map`` with ``box_memory``).
 
         Returns:
             list[InstanceData]: Per image ``bboxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,), at most
@@ -418,7 +455,8 @@ class Pix2SeqHead(BaseModule):
         results = [self.tokens_to_instances(seq, probs, sample.metainfo, rescale)
                    for seq, probs, sample in zip(tokens, class_probs, batch_data_samples)]
         if self.instance_decoding_cfgs:
-            results = self.predict_instance_tasks(memory, memory_mask, results, batch_data_samples, rescale)
+            results = self.predict_instance_tasks(memory, memory_mask, results, batch_data_samples, rescale,
+                                                  fine_map=fine_map)
         return results
 
     def ground_truth_instances(self, batch_data_samples: SampleList, rescale: bool) -> List[InstanceData]:
@@ -438,14 +476,16 @@ class Pix2SeqHead(BaseModule):
     @torch.inference_mode()
     def predict_instance_tasks(self, memory: Tensor, memory_mask: Optional[Tensor], results: List[InstanceData],
                                batch_data_samples: SampleList, rescale: bool = True,
-                               generator: Optional[torch.Generator] = None) -> List[InstanceData]:
+                               generator: Optional[torch.Generator] = None,
+                               fine_map: Optional[Tensor] = None) -> List[InstanceData]:
         """Add each instance task's outputs to each image's detections (or, with ``prompt_boxes='ground_truth'``,
         replace the detections by the ground truth first): ``masks`` (N, H, W) bool, ``keypoints`` (N, K, 2) and
         ``keypoint_scores`` (N, K), with ``test_cfg.<task>``."""
         if any(cfg.prompt_boxes == 'ground_truth' for cfg in self.instance_decoding_cfgs.values()):
             results = self.ground_truth_instances(batch_data_samples, rescale)
         for task, cfg in self.instance_decoding_cfgs.items():
-            answers = self.answer_prompts(task, memory, memory_mask, results, batch_data_samples, rescale, generator)
+            answers = self.answer_prompts(task, memory, memory_mask, results, batch_data_samples, rescale, generator,
+                                          fine_map)
             for result, sample, (responses, token_probs, boxes, slot) in zip(results, batch_data_samples, answers):
                 outputs = cfg.outputs(responses, token_probs, boxes, self.tokenizer, sample.metainfo, rescale)
                 for name, values in outputs.items():
@@ -454,8 +494,8 @@ class Pix2SeqHead(BaseModule):
         return results
 
     def answer_prompts(self, task: str, memory: Tensor, memory_mask: Optional[Tensor], results: List[InstanceData],
-                       batch_data_samples: SampleList, rescale: bool,
-                       generator: Optional[torch.Generator] = None) -> List[Tuple[Tensor, Tensor, Tensor, Tensor]]:
+                       batch_data_samples: SampleList, rescale: bool, generator: Optional[torch.Generator] = None,
+                       fine_map: Optional[Tensor] = None) -> List[Tuple[Tensor, Tensor, Tensor, Tensor]]:
         """Prompt ``task`` with each image's distinct detected boxes (:mod:`~.instance_prediction`) and decode
         ``num_samples`` responses each; all prompts and samples of the batch decode as one batch (or in batches of
         ``max_rows``).
@@ -482,7 +522,9 @@ class Pix2SeqHead(BaseModule):
         batch_rows = cfg.max_rows or max(len(prompts), 1)
         for start in range(0, len(prompts), batch_rows):
             rows = slice(start, start + batch_rows)
-            cache = self.init_cache(memory, memory_mask, image_index[rows], tokenizer.task_seq_len(task))
+            row_memory = self.prompt_memory(fine_map, image_index[rows], prompts[rows],
+                                            frame_shape(batch_data_samples))
+            cache = self.init_cache(memory, memory_mask, image_index[rows], tokenizer.task_seq_len(task), row_memory)
 
             def step(tokens: Tensor, position: int, cache: DecodingCache = cache) -> Tensor:
                 return self.forward_step(tokens, position, cache)[:, -1]
@@ -522,3 +564,10 @@ class Pix2SeqHead(BaseModule):
         results = InstanceData()
         results.bboxes, results.scores, results.labels = bboxes[order], scores[order], labels[order]
         return results
+
+
+def frame_shape(batch_data_samples: SampleList) -> Tuple[int, int]:
+    """The padded frame ``(H, W)`` the batch's boxes and tokens are normalised to (every image's, the data
+    preprocessor's fixed frame)."""
+    metainfo = batch_data_samples[0].metainfo
+    return tuple(metainfo.get('pad_shape', metainfo['img_shape'])[:2])
