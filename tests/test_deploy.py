@@ -555,13 +555,13 @@ def build_seg_model(synthetic_cfg, **model_options):
     """A tiny Pix2Seq v2 model (detection and instance segmentation, 16 polygon points: its 38 instance positions
     outnumber the 21 of the detection sequence), randomly initialised and widened, decoding greedily with
     constrained detection (so that it detects objects) and one greedy polygon per box; ``model_options`` set model
-    config keys (a dict updates the key's dict)."""
+    config keys (a dict updates the key's dict, where there is one)."""
     cfg = copy.deepcopy(synthetic_cfg.model)
     cfg.aux_head = None
     cfg.head.tokenizer.update(tasks=V2, max_points_per_object=16, max_objects=MAX_OBJECTS)
     cfg.test_cfg.update(constrained=True, instance_segmentation=dict(strategy='greedy', num_samples=1))
     for key, value in model_options.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key in cfg:
             cfg[key].update(value)
         else:
             cfg[key] = value
@@ -687,6 +687,25 @@ def test_fine_memory_masks_equal_pytorch(synthetic_cfg, images, tmp_path):
     encoded = detector.encode(detector.preprocess(images[:1])[0])
     frame = synthetic_cfg.model.data_preprocessor.pad_size[0]
     assert encoded.memory.shape[1] == (frame // 16) ** 2 + (frame // 8) ** 2
+    assert_masks_equal_pytorch(model, tmp_path, synthetic_cfg, images)
+
+
+def test_box_memory_masks_equal_pytorch(synthetic_cfg, images, tmp_path):
+    """A head with the box memory: the encoder also writes the fine level's keys and values, the export's check
+    compares instance rows that read them, and the runtime's detections and masks equal PyTorch's."""
+    model = build_seg_model(synthetic_cfg, backbone=dict(out_indices=(1, 2)),
+                            neck=dict(in_channels=[64, 128], num_outs=2), fine_memory_proj=dict(mode='linear_p'),
+                            head=dict(box_memory=dict(size=5)))
+    meta = export_onnx(model, tmp_path, dynamic_batch=True, class_names=synthetic_cfg.classes,
+                       test_pipeline=synthetic_cfg.test_dataloader.dataset.pipeline)
+    frame = synthetic_cfg.model.data_preprocessor.pad_size[0]
+    assert meta['geometry']['box_memory'] == dict(size=5, fine_hw=[frame // 8] * 2, extent=[1.0, 1.0])
+    assert meta['check']['fp32_box_memory_logits_max_abs_diff'] < 1e-4
+    detector = ort_runtime.Pix2SeqRuntime(tmp_path)
+    encoded = detector.encode(detector.preprocess(images[:1])[0])
+    assert encoded.fine_key_value[0].shape[2] == (frame // 8) ** 2
+    with pytest.raises(ValueError, match='need their prompt boxes'):
+        detector.decoder.start(encoded, np.zeros(2, np.int64))
     assert_masks_equal_pytorch(model, tmp_path, synthetic_cfg, images)
 
 

@@ -48,7 +48,7 @@ import uuid
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -70,18 +70,29 @@ def block_attention(attention: str, batch_size: int, dynamic_batch: bool) -> str
 
 
 # --------------------------------------------------------------------------------------------------- export
-def _geometry(model: nn.Module, memory_len: int) -> dict:
+def _geometry(model: nn.Module, memory_len: int, fine_hw: Optional[Sequence[int]]) -> dict:
+    """The decoder's sizes; ``box_memory`` (the head's, else None): its ``size``, the fine level's ``fine_hw`` and the
+    ``extent`` of the frame it covers (``BoxMemory.map_extent``), which the runtime's sampling needs."""
     head = model.head
+    box_memory = None
+    if head.box_memory is not None:
+        box_memory = dict(size=head.box_memory.size, fine_hw=list(fine_hw),
+                          extent=list(head.box_memory.map_extent(fine_hw, model.data_preprocessor.pad_size)))
     return dict(num_layers=len(head.layers), num_heads=head.num_heads, head_dims=head.embed_dims // head.num_heads,
-                embed_dims=head.embed_dims, cache_len=head.tokenizer.num_positions, memory_len=int(memory_len))
+                embed_dims=head.embed_dims, cache_len=head.tokenizer.num_positions, memory_len=int(memory_len),
+                box_memory=box_memory)
 
 
 def _torch_export(module: nn.Module, args: tuple, path: Path, input_names: List[str], output_names: List[str],
                   opset: int, dynamic_batch: bool, custom_opsets: Optional[Dict[str, int]] = None,
-                  dynamic_tokens: bool = False) -> None:
+                  dynamic_tokens: bool = False, dynamic_memory: bool = False) -> None:
     dynamic_axes = {}
     if dynamic_batch:
         dynamic_axes = {name: {0: 'batch'} for name in input_names + output_names if name != 'position'}
+    if dynamic_memory:  # instance rows read their box memory after the image's
+        for name in input_names:
+            if name.startswith('memory_'):
+                dynamic_axes.setdefault(name, {})[2] = 'memory'
     if dynamic_tokens:
         dynamic_axes.setdefault('tokens', {})[1] = 'tokens'
         dynamic_axes.setdefault('query_mask', {})[0] = 'tokens'
@@ -97,8 +108,9 @@ def export_decoder_step(head: nn.Module, path: Union[str, Path], batch_size: int
                         opset: int = DEFAULT_OPSET, dynamic_batch: bool = False, attention: str = 'gqa',
                         block: bool = False) -> None:
     """Write ``head``'s decoder step (eval mode) as ONNX for ``batch_size`` rows and ``memory_len`` memory
-    positions (the batch axis dynamic when ``dynamic_batch``); ``attention`` and ``block`` (the block step of
-    parallel decoding, whose token axis is dynamic): see :class:`DecoderStepModule`."""
+    positions (the batch axis dynamic when ``dynamic_batch``, the memory axis with the head's box memory);
+    ``attention`` and ``block`` (the block step of parallel decoding, whose token axis is dynamic): see
+    :class:`DecoderStepModule`."""
     head.eval()
     num_layers = len(head.layers)
     head_dims = head.embed_dims // head.num_heads
@@ -112,13 +124,14 @@ def export_decoder_step(head: nn.Module, path: Union[str, Path], batch_size: int
     with torch.no_grad():
         _torch_export(DecoderStepModule(head, attention, block).eval(), args, Path(path),
                       *decoder_step_names(num_layers, block), opset, dynamic_batch,
-                      {'com.microsoft': 1} if attention == 'gqa' else None, dynamic_tokens=block)
+                      {'com.microsoft': 1} if attention == 'gqa' else None, dynamic_tokens=block,
+                      dynamic_memory=head.box_memory is not None)
 
 
 def export_encoder(model: nn.Module, path: Union[str, Path], batch_size: int, opset: int = DEFAULT_OPSET,
-                   dynamic_batch: bool = False) -> int:
+                   dynamic_batch: bool = False) -> Tuple[int, Optional[Tuple[int, int]]]:
     """Write the detector's encoder (eval mode) as ONNX for ``batch_size`` images of the frame; returns the memory
-    length S."""
+    length S and, with the head's box memory, the fine level's ``(h, w)`` (else None)."""
     if getattr(model, 'mask_padding', False):
         raise NotImplementedError('ONNX export of a model with mask_padding=True is not supported: the encoder would '
                                   'need every image\'s size as an input; export a model that attends to the whole '
@@ -127,10 +140,13 @@ def export_encoder(model: nn.Module, path: Union[str, Path], batch_size: int, op
     pad_size = model.data_preprocessor.pad_size
     module = EncoderModule(model, pad_size).eval()  # the exporter restores the wrapper's mode on the model
     image = torch.zeros(batch_size, 3, *pad_size)
+    box_memory = model.head.box_memory is not None
     with torch.no_grad():
         memory_len = module(image)[0].shape[1]
-        _torch_export(module, (image, ), Path(path), *encoder_names(len(model.head.layers)), opset, dynamic_batch)
-    return int(memory_len)
+        fine_hw = tuple(model.fine_map(model.extract_feats(image)).shape[-2:]) if box_memory else None
+        _torch_export(module, (image, ), Path(path), *encoder_names(len(model.head.layers), box_memory), opset,
+                      dynamic_batch)
+    return int(memory_len), fine_hw
 
 
 def quantize_int8(source: Union[str, Path], target: Union[str, Path], keep_fp32_widths: Sequence[int] = ()) -> None:
@@ -278,10 +294,6 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if getattr(model.head, 'box_memory', None) is not None:
-        raise NotImplementedError('ONNX export of a head with box_memory is not supported: its instance prompts read '
-                                  'the fine level sampled inside their boxes, which the exported decoder step does not '
-                                  'take; export a model without it (fine_memory exports)')
     model = copy.deepcopy(model).cpu().eval()
     head = model.head
     preprocess = preprocess_spec(model, test_pipeline)  # before the export: the pipeline must fit in the frame
@@ -293,7 +305,7 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
         raise ValueError(f'{len(class_names)} class names for a model of {head.tokenizer.num_classes} classes')
     (out_dir / META_FILE).unlink(missing_ok=True)  # an earlier export's, until this one is complete
     paths = {key: out_dir / name for key, name in GRAPH_FILES.items()}
-    memory_len = export_encoder(model, paths['encoder'], batch_size, opset, dynamic_batch)
+    memory_len, fine_hw = export_encoder(model, paths['encoder'], batch_size, opset, dynamic_batch)
     export_decoder_step(head, paths['decoder_step'], batch_size, memory_len, opset, dynamic_batch, attention)
     written = ['encoder', 'decoder_step']
     parallel = head.block_size == TOKENS_PER_OBJECT  # trained for parallel decoding: the block step too
@@ -316,7 +328,7 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
     graphs = {}
     for key in written:
         _stamp(paths[key], export_id)
-        names = (encoder_names(num_layers) if key.startswith('encoder')
+        names = (encoder_names(num_layers, head.box_memory is not None) if key.startswith('encoder')
                  else decoder_step_names(num_layers, block=key.startswith('decoder_block')))
         graphs[key] = dict(file=GRAPH_FILES[key], sha256=sha256_file(paths[key]), inputs=names[0],
                            outputs=names[1])
@@ -326,7 +338,7 @@ def export_onnx(model: nn.Module, out_dir: Union[str, Path], opset: int = DEFAUL
                 batch_size=batch_size, dynamic_batch=dynamic_batch, decoder_attention=attention,
                 block_attention=block_attn, graphs=graphs,
                 vocabulary=vocabulary_spec(head.tokenizer), preprocess=preprocess,
-                geometry=_geometry(model, memory_len), classes=list(class_names), decoding=decoding_spec(head),
+                geometry=_geometry(model, memory_len, fine_hw), classes=list(class_names), decoding=decoding_spec(head),
                 mask_decoding=instance_decoding_spec(head, 'instance_segmentation'),
                 keypoint_decoding=instance_decoding_spec(head, 'keypoints'), source=source or {})
     meta_path = out_dir / META_FILE

@@ -222,7 +222,8 @@ class Pix2SeqRuntime:
             count = len(rows)
             if self.static_batch is not None:
                 rows = np.concatenate([rows, np.full(chunk - count, rows[-1])])
-            self.decoder.start(encoded, image_index[rows])
+            boxes = self.vocab.dequantize(prompts[rows, 1:5]) if self.geometry.get('box_memory') else None
+            self.decoder.start(encoded, image_index[rows], boxes)
             answered.append(tuple(part[:count] for part in decode_responses(
                 self.decoder.step, prompts[rows], response_len, self.vocab.eos, self.vocab.pad, options.sampling,
                 constraint, rng)))

@@ -7,6 +7,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import onnxruntime as ort
 
+from .box_memory import bilinear_taps, grid_points, sample_rows
 from .metadata import EXPORT_ID_KEY, TOKENS_PER_OBJECT, ExportMismatchError, sha256_file
 
 # ONNX Runtime folds the attention's 1/sqrt(Dh) query scaling into its MatMul (MatMulScaleFusion, alpha != 1), which
@@ -61,8 +62,9 @@ def bound(array: np.ndarray) -> ort.OrtValue:
 
 
 class EncoderOutputs:
-    """The encoder's outputs for one batch, in numpy buffers bound as OrtValues: ``memory`` (B, S, D) and
-    ``memory_key_value`` (per decoder layer, keys and values (B, H, S, Dh))."""
+    """The encoder's outputs for one batch, in numpy buffers bound as OrtValues: ``memory`` (B, S, D),
+    ``memory_key_value`` (per decoder layer, keys and values (B, H, S, Dh)) and, for an export with the head's box
+    memory, ``fine_key_value`` (per layer, the fine level's keys and values (B, H, h * w, Dh); else empty)."""
 
     def __init__(self, batch_size: int, geometry: dict) -> None:
         self.batch_size = batch_size
@@ -70,7 +72,11 @@ class EncoderOutputs:
         self.memory = np.zeros((batch_size, length, geometry['embed_dims']), np.float32)
         self.memory_key_value = [np.zeros((batch_size, heads, length, dims), np.float32)
                                  for _ in range(2 * geometry['num_layers'])]
-        self.values = [bound(array) for array in [self.memory] + self.memory_key_value]
+        box_memory = geometry.get('box_memory')
+        fine_len = 0 if box_memory is None else int(np.prod(box_memory['fine_hw']))
+        self.fine_key_value = [np.zeros((batch_size, heads, fine_len, dims), np.float32)
+                               for _ in range(2 * geometry['num_layers'] if box_memory else 0)]
+        self.values = [bound(array) for array in [self.memory] + self.memory_key_value + self.fine_key_value]
 
 
 class GrowingBuffers:
@@ -99,7 +105,8 @@ class DecoderStep:
     export with parallel box decoding, ``decoder_block.onnx`` over the same buffers.
 
     :meth:`start` binds, for a batch, the encoder's key/value buffers as inputs (or, for sequences that read given
-    images, those images' keys and values gathered into the step's own buffers), a zeroed self-attention cache per
+    images, those images' keys and values gathered into the step's own buffers, followed with the head's box memory
+    by the fine level's sampled inside each row's box: :mod:`.box_memory`), a zeroed self-attention cache per
     layer as both input and output (updated in place by the graph), the token and position inputs and the logits
     output; :meth:`step` then writes the tokens and the position into their bound buffers and runs.  The buffers
     (:class:`GrowingBuffers`) are reused by later batches (entries of an earlier decode beyond the current position
@@ -122,7 +129,9 @@ class DecoderStep:
         self.num_layers = geometry['num_layers']
         self.vocab_size = vocab_size
         heads, dims = geometry['num_heads'], geometry['head_dims']
-        cache_shape, memory_shape = (heads, geometry['cache_len'], dims), (heads, geometry['memory_len'], dims)
+        self.box_memory = geometry.get('box_memory')
+        row_memory_len = geometry['memory_len'] + (self.box_memory['size']**2 if self.box_memory else 0)
+        cache_shape, memory_shape = (heads, geometry['cache_len'], dims), (heads, row_memory_len, dims)
         num_caches = 2 * self.num_layers
         # per row: every layer's cache key and value, the input token, the logits
         self._step_buffers = GrowingBuffers([cache_shape] * num_caches + [(1, ), (vocab_size, )],
@@ -153,10 +162,12 @@ class DecoderStep:
         binding.bind_ortvalue_output('logits', bound(logits))
         return binding
 
-    def start(self, encoded: EncoderOutputs, image_index: Optional[np.ndarray] = None) -> None:
+    def start(self, encoded: EncoderOutputs, image_index: Optional[np.ndarray] = None,
+              boxes_yxyx: Optional[np.ndarray] = None) -> None:
         """Bind everything for decoding one sequence per image of ``encoded`` or, with ``image_index`` (N,) int64,
         N sequences, sequence ``i`` reading image ``image_index[i]`` (its keys and values copied into the step's
-        buffers: the instance prompts' rows)."""
+        buffers: the instance prompts' rows), with the head's box memory also the fine level inside its prompt's
+        box ``boxes_yxyx[i]`` (normalised ``yxyx``, the prompt's dequantised box)."""
         batch_size = encoded.batch_size if image_index is None else len(image_index)
         if self.static_batch is not None and batch_size != self.static_batch:
             raise ValueError(f'the decoder graph was exported for batch size {self.static_batch}, got {batch_size} '
@@ -166,13 +177,31 @@ class DecoderStep:
             memory_values = encoded.values[1:]
         else:
             memory = self._memory_buffers.rows(batch_size)
-            for target, source in zip(memory, encoded.memory_key_value):
-                np.take(source, image_index, axis=0, out=target)
+            if self.box_memory is None:
+                for target, source in zip(memory, encoded.memory_key_value):
+                    np.take(source, image_index, axis=0, out=target)
+            else:
+                self._fill_box_memory(memory, encoded, image_index, boxes_yxyx)
             memory_values = [bound(array) for array in memory]
         self._bound = (memory_values, [bound(array) for array in cache])  # the graph updates the cache in place
         self.binding = self._bind(self.session, tokens, logits)
         self._block_bindings = {}
         self.buffers = dict(cache=cache, tokens=tokens, position=self._position, logits=logits)
+
+    def _fill_box_memory(self, memory: List[np.ndarray], encoded: EncoderOutputs, image_index: np.ndarray,
+                         boxes_yxyx: Optional[np.ndarray]) -> None:
+        """Each row's image memory, then its box's samples of the fine level's keys and values."""
+        if boxes_yxyx is None or len(boxes_yxyx) != len(image_index):
+            raise ValueError('this export has a box memory (the head\'s box_memory): instance rows need their prompt '
+                             f'boxes, one per row ({len(image_index)}), got '
+                             f'{None if boxes_yxyx is None else len(boxes_yxyx)}')
+        spec = self.box_memory
+        indices, weights = bilinear_taps(grid_points(boxes_yxyx.astype(np.float32), spec['size']),
+                                         tuple(spec['extent']), tuple(spec['fine_hw']))
+        length = encoded.memory_key_value[0].shape[2]
+        for target, source, fine in zip(memory, encoded.memory_key_value, encoded.fine_key_value):
+            target[:, :, :length] = source[image_index]
+            target[:, :, length:] = sample_rows(fine, image_index, indices, weights)
 
     def step(self, tokens: np.ndarray, position: int) -> np.ndarray:
         """(B,) int64 tokens at ``position`` -> (B, V) float32 logits of the next token (the bound output buffer,

@@ -204,8 +204,11 @@ class DecoderStepModule(nn.Module):
 
 
 class EncoderModule(nn.Module):
-    """``image (B, 3, H, W) -> (memory (B, S, D), memory_key_0, memory_value_0, ...)``: ``Pix2Seq.encode`` on the
-    frame, then every decoder layer's cross-attention key/value projection (``Pix2SeqHead.project_memory``)."""
+    """``image (B, 3, H, W) -> (memory (B, S, D), memory_key_0, memory_value_0, ...)``: ``Pix2Seq.encode_levels``
+    on the frame, then every decoder layer's cross-attention key/value projection (``Pix2SeqHead.project_memory``);
+    with the head's box memory then also ``fine_key_0, fine_value_0, ...`` (B, H, h * w, Dh), the same projection
+    of the fine level's tokens, which the runtime samples inside each instance prompt's box
+    (:mod:`.box_memory`)."""
 
     def __init__(self, model: nn.Module, pad_size: Sequence[int]) -> None:
         super().__init__()
@@ -217,13 +220,18 @@ class EncoderModule(nn.Module):
                                              pad_shape=self.pad_size))
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', torch.jit.TracerWarning)  # bool(mask.any()): no padding mask, as traced
-            memory, _ = self.model.encode(image, [sample])
+            memory, _, _, _, fine_map = self.model.encode_levels(image, [sample])
         memory_key_value, _ = self.model.head.project_memory(memory, None)
+        if fine_map is not None:
+            fine_key_value, _ = self.model.head.project_memory(fine_map.flatten(2).transpose(1, 2), None)
+            memory_key_value = memory_key_value + fine_key_value
         return (memory, *[tensor for pair in memory_key_value for tensor in pair])
 
 
-def encoder_names(num_layers: int) -> Tuple[List[str], List[str]]:
-    return ['image'], ['memory'] + [f'memory_{kind}_{i}' for i in range(num_layers) for kind in ('key', 'value')]
+def encoder_names(num_layers: int, box_memory: bool = False) -> Tuple[List[str], List[str]]:
+    pairs = [(i, kind) for i in range(num_layers) for kind in ('key', 'value')]
+    return ['image'], (['memory'] + [f'memory_{kind}_{i}' for i, kind in pairs]
+                       + ([f'fine_{kind}_{i}' for i, kind in pairs] if box_memory else []))
 
 
 def decoder_step_names(num_layers: int, block: bool = False) -> Tuple[List[str], List[str]]:

@@ -8,7 +8,7 @@ positions), as Mask R-CNN's RoIAlign reads a box's features.  Detection sequence
 and its cost are unchanged; an instance sequence attends to ``size ** 2`` more tokens.
 """
 import math
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,12 @@ class BoxMemory(nn.Module):
         x = boxes_yxyx[:, 1, None] + steps * (boxes_yxyx[:, 3, None] - boxes_yxyx[:, 1, None])
         return torch.stack(torch.broadcast_tensors(y[:, :, None], x[:, None, :]), dim=-1)
 
+    @staticmethod
+    def map_extent(map_hw: Sequence[int], frame_hw: Sequence[int]) -> Tuple[float, float]:
+        """The ``(y, x)`` extent of an ``h x w`` map of the frame ``(H, W)`` at a power-of-two stride ``s``, ``h =
+        ceil(H / s)``, in frame units: ``h * s / H`` (1 when the stride divides the frame)."""
+        return tuple(cells * 2**round(math.log2(frame / cells)) / frame for frame, cells in zip(frame_hw, map_hw))
+
     def forward(self, feature_map: Tensor, image_index: Tensor, boxes_yxyx: Tensor,
                 frame_hw: Sequence[int]) -> Tensor:
         """Sample each box's grid.
@@ -50,9 +56,7 @@ class BoxMemory(nn.Module):
         Returns:
             Tensor: (N, size * size, D), the grid's samples row by row.
         """
-        map_hw = feature_map.shape[-2:]
-        # the extent the map covers, in frame units: (map cells x stride) / frame
-        extent = [cells * 2**round(math.log2(frame / cells)) / frame for frame, cells in zip(frame_hw, map_hw)]
+        extent = self.map_extent(feature_map.shape[-2:], frame_hw)
         points = self.sample_points(boxes_yxyx) / boxes_yxyx.new_tensor(extent)  # in [0, 1] of the map
         grid = points.flip(-1) * 2 - 1  # grid_sample's (x, y) in [-1, 1], pixel centres (align_corners=False)
         sampled = F.grid_sample(feature_map.index_select(0, image_index), grid, mode='bilinear',
