@@ -1,5 +1,5 @@
 """The head's ``box_memory``: the fine level sampled inside each instance prompt's box, read by that prompt's
-sequence alone."""
+sequence alone (its ONNX export: tests/test_deploy.py)."""
 import copy
 
 import pytest
@@ -105,7 +105,7 @@ def test_masks_at_the_original_size_and_the_same_in_row_batches(synthetic_cfg):
     assert torch.equal(*masks)
 
 
-def test_box_memory_needs_an_instance_task_a_fine_level_and_is_not_exported(synthetic_cfg, tmp_path):
+def test_box_memory_needs_an_instance_task_and_a_fine_level(synthetic_cfg):
     cfg = copy.deepcopy(synthetic_cfg.model)
     cfg.head.box_memory = dict(size=4)
     with pytest.raises(ValueError, match='has no instance task'):
@@ -121,7 +121,3 @@ def test_box_memory_needs_an_instance_task_a_fine_level_and_is_not_exported(synt
     cfg.fine_memory_proj = dict(mode='linear_p')
     with pytest.raises(ValueError, match='neither fine_memory nor head.box_memory'):
         MODELS.build(cfg)
-    from pix2seq_mmdet.deploy.export import export_onnx
-    with pytest.raises(NotImplementedError, match='box_memory'):
-        export_onnx(box_memory_model(synthetic_cfg), tmp_path)
-    assert not any(tmp_path.iterdir())

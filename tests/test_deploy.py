@@ -138,7 +138,7 @@ def test_export_writes_graphs_and_json(model, export_dir):
     assert (allowed == tokenizer.allowed_tokens().numpy()).all()
     assert meta['preprocess']['pad_size'] == [128, 128] and meta['preprocess']['bgr_to_rgb']
     assert meta['geometry'] == dict(num_layers=2, num_heads=4, head_dims=32, embed_dims=128,
-                                    cache_len=tokenizer.seq_len, memory_len=64)
+                                    cache_len=tokenizer.seq_len, memory_len=64, box_memory=None)
     assert meta['check']['fp32_logits_max_abs_diff'] < 1e-4
     assert np.isfinite(meta['check']['int8_logits_max_abs_diff'])  # information only: int8 is close, not equal
 
