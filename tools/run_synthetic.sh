@@ -26,7 +26,7 @@ if [ "$TASK" != det ]; then
   fi
   case "$TASK" in
     seg) CONFIG=configs/pix2seq-v2_r18-tiny_box-memory_1xb16_23e_synthetic-112.py ;;
-    keypoints) CONFIG=configs/pix2seq-v2-keypoints_r18-tiny_1xb16_28e_synthetic-112.py ;;
+    keypoints) CONFIG=configs/pix2seq-v2-keypoints_r18-tiny_box-memory_1xb16_26e_synthetic-112.py ;;
     multitask) CONFIG=configs/pix2seq-v2-multitask_r18-tiny_1xb16_26e_synthetic-112.py ;;
   esac
   SUFFIX=-$TASK
