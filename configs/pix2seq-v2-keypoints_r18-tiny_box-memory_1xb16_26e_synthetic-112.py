@@ -4,15 +4,10 @@
 # recipe's box memory: each keypoint sequence also reads 7 x 7 tokens of the backbone's stride-8 level sampled inside
 # its prompt's box (`head.box_memory`, the level projected by `linear_p`). 26 epochs: the 28 epochs' time of the recipe
 # without it. Results: docs/keypoints.md.
-_base_ = './pix2seq-v2-keypoints_r18-tiny_1xb16_28e_synthetic-112.py'
+_base_ = ['./pix2seq-v2-keypoints_r18-tiny_1xb16_28e_synthetic-112.py', './_base_/models/box_memory_r18-tiny.py']
 max_epochs = 26
 
-model = dict(
-    backbone=dict(out_indices=(1, 2)),
-    neck=dict(in_channels=[64, 128], num_outs=2),
-    fine_memory_proj=dict(mode='linear_p'),
-    head=dict(box_memory=dict(size=7)))
-
+model = _base_.box_memory_model
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [_base_.param_scheduler[0], dict(_base_.param_scheduler[1], end=max_epochs)]
 default_hooks = dict(checkpoint=dict(interval=max_epochs))

@@ -5,17 +5,10 @@
 # (`head.box_memory`), so a polygon's points can read the outline at a few pixels' spacing, where the encoder's 7 x 7
 # tokens hold a 16-px cell each. Detection sequences read the encoder's tokens alone, as before. A step costs 1.08 to
 # 1.11 times the recipe without it, so 23 epochs take its 26 epochs' time. Results: docs/instance_segmentation.md.
-_base_ = './pix2seq-v2_r18-tiny_1xb16_26e_synthetic-112.py'
+_base_ = ['./pix2seq-v2_r18-tiny_1xb16_26e_synthetic-112.py', './_base_/models/box_memory_r18-tiny.py']
 max_epochs = 23
 
-model = dict(
-    # the stride-8 level beside the stride-16 one, projected without the memory projection's feed-forward block
-    # (`linear_p`: over its 196 tokens per image that block would cost a fifth of a step)
-    backbone=dict(out_indices=(1, 2)),
-    neck=dict(in_channels=[64, 128], num_outs=2),
-    fine_memory_proj=dict(mode='linear_p'),
-    head=dict(box_memory=dict(size=7)))
-
+model = _base_.box_memory_model
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [_base_.param_scheduler[0], dict(_base_.param_scheduler[1], end=max_epochs)]
 default_hooks = dict(checkpoint=dict(interval=max_epochs))
