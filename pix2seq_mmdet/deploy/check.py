@@ -7,6 +7,7 @@ import torch
 from mmdet.structures import DetDataSample
 from torch import Tensor, nn
 
+from .instances import prompt_boxes
 from .metadata import TOKENS_PER_OBJECT, load_metadata
 from .runtime import Pix2SeqRuntime
 from .traced import EncoderModule
@@ -50,7 +51,7 @@ def box_memory_rows(model: nn.Module, image: Tensor, memory: Tensor, runtime: Pi
         fine_map = model.encode_levels(image, [sample] * batch)[4]
         row_memory = head.prompt_memory(fine_map, image_index, rows, pad_size)
     reference = torch_decoder_logits(head, memory, rows, image_index, row_memory).numpy()
-    runtime.decoder.start(encoded, image_index.numpy(), runtime.vocab.dequantize(prompts[:, 1:5].numpy()))
+    runtime.decoder.start(encoded, image_index.numpy(), prompt_boxes(prompts.numpy(), runtime.vocab))
     logits = np.stack([runtime.decoder.step(rows[:, t].numpy(), t).copy() for t in range(rows.shape[1])], 1)
     return float(np.abs(logits - reference).max())
 

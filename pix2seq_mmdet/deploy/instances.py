@@ -93,3 +93,9 @@ def instance_prompts(boxes_yxyx: np.ndarray, labels: np.ndarray, task: str, voca
     as ``Pix2SeqTokenizer.instance_prompts``."""
     task_tokens = np.full((len(boxes_yxyx), 1), vocab.task_prompts[task], dtype=np.int64)
     return np.concatenate([task_tokens, vocab.quantize(boxes_yxyx), vocab.class_ids[labels][:, None]], axis=1)
+
+
+def prompt_boxes(prompts: np.ndarray, vocab: Vocabulary) -> np.ndarray:
+    """(N, T) int64 rows that start with an instance prompt -> (N, 4) float32 the prompts' normalised ``yxyx`` boxes
+    as their tokens read them (:func:`instance_prompts`, dequantised), as ``Pix2SeqTokenizer.prompt_boxes``."""
+    return vocab.dequantize(prompts[:, 1:5])

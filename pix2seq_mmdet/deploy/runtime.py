@@ -60,7 +60,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import onnxruntime as ort
 
-from .instances import InstanceOptions, boxes_in_frame, distinct_boxes, instance_prompts
+from .instances import InstanceOptions, boxes_in_frame, distinct_boxes, instance_prompts, prompt_boxes
 from .keypoints import KeypointOptions
 from .masks import MaskOptions
 from .metadata import META_FILE, Vocabulary, load_metadata
@@ -222,7 +222,7 @@ class Pix2SeqRuntime:
             count = len(rows)
             if self.static_batch is not None:
                 rows = np.concatenate([rows, np.full(chunk - count, rows[-1])])
-            boxes = self.vocab.dequantize(prompts[rows, 1:5]) if self.geometry.get('box_memory') else None
+            boxes = prompt_boxes(prompts[rows], self.vocab) if self.geometry.get('box_memory') else None
             self.decoder.start(encoded, image_index[rows], boxes)
             answered.append(tuple(part[:count] for part in decode_responses(
                 self.decoder.step, prompts[rows], response_len, self.vocab.eos, self.vocab.pad, options.sampling,

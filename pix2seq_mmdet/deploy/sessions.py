@@ -177,20 +177,21 @@ class DecoderStep:
             memory_values = encoded.values[1:]
         else:
             memory = self._memory_buffers.rows(batch_size)
-            if self.box_memory is None:
-                for target, source in zip(memory, encoded.memory_key_value):
-                    np.take(source, image_index, axis=0, out=target)
-            else:
-                self._fill_box_memory(memory, encoded, image_index, boxes_yxyx)
+            length = encoded.memory_key_value[0].shape[2]
+            for target, source in zip(memory, encoded.memory_key_value):
+                np.take(source, image_index, axis=0, out=target[:, :, :length])
+            if self.box_memory is not None:
+                self._fill_box_memory(memory, length, encoded, image_index, boxes_yxyx)
             memory_values = [bound(array) for array in memory]
         self._bound = (memory_values, [bound(array) for array in cache])  # the graph updates the cache in place
         self.binding = self._bind(self.session, tokens, logits)
         self._block_bindings = {}
         self.buffers = dict(cache=cache, tokens=tokens, position=self._position, logits=logits)
 
-    def _fill_box_memory(self, memory: List[np.ndarray], encoded: EncoderOutputs, image_index: np.ndarray,
-                         boxes_yxyx: Optional[np.ndarray]) -> None:
-        """Each row's image memory, then its box's samples of the fine level's keys and values."""
+    def _fill_box_memory(self, memory: List[np.ndarray], length: int, encoded: EncoderOutputs,
+                         image_index: np.ndarray, boxes_yxyx: Optional[np.ndarray]) -> None:
+        """After each row's ``length`` image memory positions, its box's samples of the fine level's keys and
+        values."""
         if boxes_yxyx is None or len(boxes_yxyx) != len(image_index):
             raise ValueError('this export has a box memory (the head\'s box_memory): instance rows need their prompt '
                              f'boxes, one per row ({len(image_index)}), got '
@@ -198,9 +199,7 @@ class DecoderStep:
         spec = self.box_memory
         indices, weights = bilinear_taps(grid_points(boxes_yxyx.astype(np.float32), spec['size']),
                                          tuple(spec['extent']), tuple(spec['fine_hw']))
-        length = encoded.memory_key_value[0].shape[2]
-        for target, source, fine in zip(memory, encoded.memory_key_value, encoded.fine_key_value):
-            target[:, :, :length] = source[image_index]
+        for target, fine in zip(memory, encoded.fine_key_value):
             target[:, :, length:] = sample_rows(fine, image_index, indices, weights)
 
     def step(self, tokens: np.ndarray, position: int) -> np.ndarray:

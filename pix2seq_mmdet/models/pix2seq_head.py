@@ -20,7 +20,7 @@ from .instance_sequences import InstanceSegmentationSequences, InstanceSequences
 from .keypoint_prediction import KeypointDecodingConfig
 from .mask_prediction import MaskDecodingConfig
 from .sequence_augmentation import SequenceAugmentation
-from .tokenizer import PROMPT_LENGTH, TOKENS_PER_OBJECT, Pix2SeqTokenizer
+from .tokenizer import TOKENS_PER_OBJECT, Pix2SeqTokenizer
 from .transformer import TransformerLayer
 
 
@@ -208,7 +208,7 @@ class Pix2SeqHead(BaseModule):
         if fine_map is None:
             raise ValueError('Pix2SeqHead: box_memory needs the detector\'s fine level (fine_map), which Pix2Seq '
                              'passes when its head has box_memory')
-        boxes_yxyx = self.tokenizer.dequantize(input_tokens[:, 1:PROMPT_LENGTH - 1]).to(fine_map.dtype)
+        boxes_yxyx = self.tokenizer.prompt_boxes(input_tokens).to(fine_map.dtype)
         return self.box_memory(fine_map, image_index, boxes_yxyx, frame_hw)
 
     def embed_tokens(self, tokens: Tensor, positions: Optional[Tensor] = None) -> Tensor:

@@ -452,6 +452,11 @@ class Pix2SeqTokenizer:
                                  device=boxes_yxyx.device)
         return torch.cat([task_tokens, self.quantize(boxes_yxyx), self.class_tokens(labels)[:, None]], dim=1)
 
+    def prompt_boxes(self, prompts: Tensor) -> Tensor:
+        """(N, T) sequences that start with an instance prompt ``[task, ymin, xmin, ymax, xmax, class]`` -> (N, 4) the
+        prompts' normalised ``yxyx`` boxes as their tokens read them (:meth:`instance_prompts`, dequantised)."""
+        return self.dequantize(prompts[:, 1:PROMPT_LENGTH - 1])
+
     def encode_polygon(self, parts: Sequence[Tensor]) -> Tensor:
         """One object's polygon -> its response, (response_len,) int64.
 
