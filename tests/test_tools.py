@@ -176,15 +176,18 @@ def test_time_budget_gives_each_config_the_reference_seconds_from_per_round_rati
     time_budget = load_tool('time_budget')
 
     class Timed:
-        def __init__(self, name, round_times, max_epochs=40):
-            self.name, self.round_times, self.max_epochs, self.steps_per_epoch = name, round_times, max_epochs, 10
+        def __init__(self, name, round_times, max_epochs=40, batch_size=16):
+            self.name, self.round_times, self.max_epochs = name, round_times, max_epochs
+            self.batch_size, self.steps_per_epoch = batch_size, 160 // batch_size
 
-    # the machine slows down 2x in the second round: per-round ratios stay 2 and 0.5
+    # the machine slows down 2x in the second round: per-round ratios stay 2 and 0.5; half the batch at 0.6 of the
+    # step time is an epoch of twice the steps, 1.2 times the reference's epoch
     reference = Timed('ref', [0.1, 0.2, 0.1])
     rows, budget_s = time_budget.budget_rows(
-        [reference, Timed('slow', [0.2, 0.4, 0.2], 7), Timed('fast', [0.05, 0.1, 0.05], 7)])
-    assert [row['epochs_in_budget'] for row in rows] == [40, 20, 80]
-    assert [row['ratio_to_reference'] for row in rows] == [1.0, 2.0, 0.5]
+        [reference, Timed('slow', [0.2, 0.4, 0.2], 7), Timed('fast', [0.05, 0.1, 0.05], 7),
+         Timed('half batch', [0.06, 0.12, 0.06], 7, batch_size=8)])
+    assert [row['epochs_in_budget'] for row in rows] == [40, 20, 80, 33]
+    assert [row['ratio_to_reference'] for row in rows] == pytest.approx([1.0, 2.0, 0.5, 1.2])
     assert budget_s == pytest.approx(40 * 10 * 0.1)
 
 

@@ -6,9 +6,10 @@ process; their steps then run interleaved, ``--steps-per-round`` of each in turn
 ``--warmup`` steps each, so a slow or busy moment of the machine falls on all of them alike.  The reference is the
 first config: its ``train_cfg.max_epochs`` at its measured seconds per step is the budget, and every other config gets
 the epochs that fill the same seconds at its own speed (``max_epochs / ratio``, the ratio being the median over
-rounds of ``t_config / t_ref``, rounded to the nearest epoch; the configs must share batch size and dataset, so an
-epoch has the same number of steps).  Steps are timed without the configs' warm-up schedule, at
-``WARMUP_LR_FACTOR`` times their learning rate.
+rounds of ``t_config / t_ref`` for an epoch, rounded to the nearest epoch; the configs must share the training set,
+so an epoch is the same images: with another batch size it is another number of steps, and the ratio compares
+epoch times).  Steps are timed without the configs' warm-up schedule, at ``WARMUP_LR_FACTOR`` times their learning
+rate.
 
 Usage::
 
@@ -16,7 +17,8 @@ Usage::
         configs/peers/detr_r18-tiny_1xb16_43e_synthetic.py configs/peers/fcos_r18-tiny_1xb16_18e_synthetic.py \\
         --out work_dirs/time_budget.json
 
-The table gives seconds per step (median over rounds), the ratio to the reference and the epochs in the budget.
+The table gives seconds per step (median over rounds), the ratio of an epoch's time to the reference's and the
+epochs in the budget.
 """
 import argparse
 import json
@@ -51,6 +53,7 @@ class StepTimer:
             group['lr'] *= WARMUP_LR_FACTOR
         self.dataloader = runner.build_dataloader(cfg.train_dataloader)
         self.steps_per_epoch = len(self.dataloader)
+        self.images_per_epoch = len(self.dataloader.dataset)
         self._batches = iter(self.dataloader)
         self.round_times = []
 
@@ -73,11 +76,9 @@ def measure(configs, warmup: int, steps_per_round: int, rounds: int):
     """Median seconds per step of every config, measured interleaved."""
     with tempfile.TemporaryDirectory() as work_root:
         timers = [StepTimer(config, str(Path(work_root) / str(index))) for index, config in enumerate(configs)]
-        shapes = {(timer.batch_size, timer.steps_per_epoch) for timer in timers}
-        if len(shapes) != 1:
-            raise ValueError('the configs must share batch size and training set (steps per epoch): got '
-                             + ', '.join(f'{t.name}: batch {t.batch_size}, {t.steps_per_epoch} steps'
-                                         for t in timers))
+        if len({timer.images_per_epoch for timer in timers}) != 1:
+            raise ValueError('the configs must share the training set (images per epoch): got '
+                             + ', '.join(f'{t.name}: {t.images_per_epoch} images' for t in timers))
         for timer in timers:
             timer.run(warmup)
         for _ in range(rounds):
@@ -89,18 +90,20 @@ def measure(configs, warmup: int, steps_per_round: int, rounds: int):
 def budget_rows(timers):
     """Rows of the table: the first timer is the reference whose epochs set the budget.
 
-    A config's ratio to the reference is the median over rounds of the per-round ratio, so a change of the machine's
-    speed between rounds cancels out."""
+    A config's ratio to the reference is the median over rounds of the per-round ratio of an epoch's time (seconds
+    per step times steps per epoch), so a change of the machine's speed between rounds cancels out, and configs of
+    another batch size get the epochs of the same time."""
     reference = timers[0]
     t_ref = statistics.median(reference.round_times)
     budget_s = reference.max_epochs * reference.steps_per_epoch * t_ref
     rows = []
     for timer in timers:
-        ratio = statistics.median(t / r for t, r in zip(timer.round_times, reference.round_times))
+        steps_ratio = timer.steps_per_epoch / reference.steps_per_epoch
+        ratio = statistics.median(t * steps_ratio / r for t, r in zip(timer.round_times, reference.round_times))
         rows.append(dict(config=timer.name, seconds_per_step=statistics.median(timer.round_times),
                          ratio_to_reference=ratio, rounds=[round(t, 4) for t in timer.round_times],
                          epochs_in_budget=max(1, round(reference.max_epochs / ratio)),
-                         steps_per_epoch=timer.steps_per_epoch))
+                         steps_per_epoch=timer.steps_per_epoch, batch_size=timer.batch_size))
     return rows, budget_s
 
 
