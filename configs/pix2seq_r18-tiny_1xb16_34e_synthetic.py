@@ -4,7 +4,8 @@
 # features of a half-width three-stage ResNet-18, DETR's 1x1-conv stem, two encoder layers, fixed 2-D sine positions
 # plus learned per-row and per-column embeddings, an auxiliary dense head on the encoder output during training,
 # raster (`dist2ori`) object order, batches of 16 without batch repetition, greedy decoding, one detection per class
-# for every decoded box. Results and the levers measured: docs/results_synthetic.md.
+# for every decoded box, sub-bin coordinates and the box confidence in the scores. Results and the levers measured:
+# docs/results_synthetic.md.
 _base_ = [
     './_base_/models/pix2seq_r50.py', './_base_/datasets/synthetic_detection.py',
     './_base_/schedules/adamw_300e.py', './_base_/default_runtime.py'
@@ -44,8 +45,10 @@ model = dict(
         embed_dims=128, num_layers=2, num_heads=4, ffn_dims=512, dropout=0.0, drop_path=0.0),
     train_cfg=dict(object_order='dist2ori'),
     # greedy decoding; each box becomes one detection per class, scored by that class's probability (a box whose
-    # class is still uncertain keeps its right-class detection)
-    test_cfg=dict(strategy='greedy', classes_per_box='all'))
+    # class is still uncertain keeps its right-class detection) times the box's confidence, the probability of its
+    # coordinates within 2 bins of the decoded ones, each coordinate read as the mean bin there (sub-bin; not in the
+    # paper: docs/learning_speed.md#reading-the-coordinates)
+    test_cfg=dict(strategy='greedy', classes_per_box='all', coord_window=2, box_confidence=True))
 
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)
 # the backbone's parameters, its norm layers included, at the full lr and weight decay (a custom key exempts them from

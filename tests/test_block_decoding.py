@@ -10,6 +10,7 @@ from model_utils import build_model, decode, make_batch, widen_decoder
 from pix2seq_mmdet.models.decoding import block_attention_mask
 
 FIXED_SEQUENCES = dict(object_order='area', noise_mode='none', class_label_corruption='none')
+PARALLEL_READOUT = dict(coord_window=0, box_confidence=False)  # parallel decoding reads the decoded bins
 
 
 def block_model(synthetic_cfg, block_size=5, **train_cfg):
@@ -17,6 +18,7 @@ def block_model(synthetic_cfg, block_size=5, **train_cfg):
     cfg.model.aux_head = None
     cfg.model.head.block_decoding = dict(block_size=block_size)
     cfg.model.train_cfg.update(train_cfg)
+    cfg.model.test_cfg.update(PARALLEL_READOUT)
     torch.manual_seed(0)
     return build_model(cfg)
 
@@ -68,7 +70,7 @@ def test_a_block_reads_the_real_tokens_before_it_only(synthetic_cfg):
 
 def test_parallel_decoding_needs_the_block_objective(synthetic_cfg):
     cfg = copy.deepcopy(synthetic_cfg)
-    cfg.model.test_cfg.update(strategy='greedy', parallel=True)
+    cfg.model.test_cfg.update(strategy='greedy', parallel=True, **PARALLEL_READOUT)
     with pytest.raises(ValueError, match='trained without it cannot decode in parallel'):
         MODELS.build(cfg.model)
     cfg.model.head.block_decoding = dict(block_size=5)
@@ -93,11 +95,11 @@ def test_parallel_and_token_by_token_decoding_agree_on_a_model_trained_to_certai
         optimizer.step()
     assert losses['loss_block'].item() < 0.05 and losses['loss'].item() < 0.05
     model.eval()
-    serial_tokens, serial_probs = decode(model, inputs, samples, strategy='greedy', parallel=False)
+    serial_tokens, serial_probs, _ = decode(model, inputs, samples, strategy='greedy', parallel=False)
     objects = model.head.tokenizer.decode(serial_tokens)[2]
     assert int(objects.sum()) == 6  # the three objects of each image
     for verify in (False, True):  # the drafts kept / checked against the token-by-token logits
-        tokens, probs = decode(model, inputs, samples, strategy='greedy', parallel=True, parallel_verify=verify)
+        tokens, probs, _ = decode(model, inputs, samples, strategy='greedy', parallel=True, parallel_verify=verify)
         assert torch.equal(tokens, serial_tokens)
         assert (probs[objects] - serial_probs[objects]).abs().max() < (1e-5 if verify else 0.05)
 
@@ -113,7 +115,7 @@ def test_verified_parallel_decoding_writes_the_token_by_token_tokens(synthetic_c
         head.block_query.copy_(head.token_embed.weight[head.tokenizer.coord_offset + 40])
     inputs, samples = make_batch(model, batch_size=3)
     options = dict(strategy='greedy', stop_at_eos=stop_at_eos, constrained=constrained)
-    serial_tokens, serial_probs = decode(model, inputs, samples, parallel=False, **options)
+    serial_tokens, serial_probs, _ = decode(model, inputs, samples, parallel=False, **options)
     steps = []
     original = head.forward_step
 
@@ -122,12 +124,12 @@ def test_verified_parallel_decoding_writes_the_token_by_token_tokens(synthetic_c
         return original(*args, **kwargs)
 
     head.forward_step = counted
-    tokens, probs = decode(model, inputs, samples, parallel=True, **options)
+    tokens, probs, _ = decode(model, inputs, samples, parallel=True, **options)
     assert torch.equal(tokens, serial_tokens)
     assert (probs - serial_probs).abs().max() < 1e-5
     verified_steps = len(steps)
     steps.clear()
-    drafts, _ = decode(model, inputs, samples, parallel=True, parallel_verify=False, **options)
+    drafts, _, _ = decode(model, inputs, samples, parallel=True, parallel_verify=False, **options)
     slots = head.tokenizer.max_objects
     if not stop_at_eos:
         assert len(steps) == slots and verified_steps < 5 * slots
@@ -139,7 +141,7 @@ def test_a_checkpoint_without_the_objective_refuses_parallel_decoding(synthetic_
     plain = build_model(synthetic_cfg)
     cfg = copy.deepcopy(synthetic_cfg)
     cfg.model.head.block_decoding = dict(block_size=5)
-    cfg.model.test_cfg.update(parallel=True)
+    cfg.model.test_cfg.update(parallel=True, **PARALLEL_READOUT)
     parallel = build_model(cfg)
     with pytest.raises(ValueError, match='trained without the block objective .* decode token by token'):
         check_checkpoint_fits(dict(state_dict=plain.state_dict()), parallel, 'plain.pth')

@@ -189,7 +189,7 @@ train_cfg = dict(max_epochs=1, val_interval=1)
     assert model.aux_head.num_classes == 3  # the auxiliary head takes the tokenizer's classes
     batch = next(iter(runner.test_dataloader))
     data = model.data_preprocessor(copy.deepcopy(batch), False)
-    tokens, class_probs = model.head.generate(*model.encode(data['inputs'], data['data_samples']))
+    tokens, class_probs, _ = model.head.generate(*model.encode(data['inputs'], data['data_samples']))
     assert tokens.shape == (2, 30) and class_probs.shape == (2, 6, 3)
     with torch.no_grad():
         predictions = model.test_step(batch)

@@ -106,9 +106,9 @@ def torch_results(model, synthetic_cfg, images):
     data = torch_batch(model, synthetic_cfg, images)
     with torch.no_grad():
         memory, memory_mask = model.encode(data['inputs'], data['data_samples'])
-        tokens, class_probs = model.head.generate(memory, memory_mask)
+        tokens, class_probs, _ = model.head.generate(memory, memory_mask)
         constrained_model = constrained(model)
-        constrained_tokens, constrained_probs = constrained_model.head.generate(memory, memory_mask)
+        constrained_tokens, constrained_probs, _ = constrained_model.head.generate(memory, memory_mask)
         detections = constrained_model.predict(data['inputs'], data['data_samples'])
     return dict(inputs=data['inputs'], memory=memory, tokens=tokens, class_probs=class_probs,
                 constrained_tokens=constrained_tokens, constrained_probs=constrained_probs,
@@ -186,7 +186,7 @@ def test_greedy_tokens_logits_and_detections_match_pytorch(model, export_dir, to
     batch, metas = detector.preprocess(images)
     encoded = detector.encode(batch)
     np.testing.assert_allclose(encoded.memory, torch_results['memory'].numpy(), atol=1e-4)
-    tokens, class_probs = detector.decode(encoded, strategy='greedy')
+    tokens, class_probs, _ = detector.decode(encoded, strategy='greedy')
     assert (tokens == torch_results['tokens'].numpy()).all()  # every image, every token
     np.testing.assert_allclose(class_probs, torch_results['class_probs'].numpy(), atol=1e-5)
     # the logits along the decoded sequences, step by step through the bound cache
@@ -195,12 +195,12 @@ def test_greedy_tokens_logits_and_detections_match_pytorch(model, export_dir, to
     detector.decoder.start(encoded)
     logits = np.stack([detector.decoder.step(inputs[:, t], t).copy() for t in range(inputs.shape[1])], axis=1)
     assert np.abs(logits - reference).max() < 1e-4
-    tokens, class_probs = detector.decode(encoded, strategy='greedy', constrained=True)
+    tokens, class_probs, coords = detector.decode(encoded, strategy='greedy', constrained=True)
     assert (tokens == torch_results['constrained_tokens'].numpy()).all()
     np.testing.assert_allclose(class_probs, torch_results['constrained_probs'].numpy(), atol=1e-5)
     counts = []
-    for seq, probs, meta, expected in zip(tokens, class_probs, metas, torch_results['detections']):
-        got = detector.postprocess(seq, probs, meta)
+    for seq, probs, seq_coords, meta, expected in zip(tokens, class_probs, coords, metas, torch_results['detections']):
+        got = detector.postprocess(seq, probs, meta, coords=seq_coords)
         counts.append(len(got))
         assert len(got) == len(expected.scores)
         got = sorted_detections(got.bboxes, got.scores, got.labels)
@@ -209,6 +209,35 @@ def test_greedy_tokens_logits_and_detections_match_pytorch(model, export_dir, to
         np.testing.assert_allclose(got[1], want[1], atol=1e-5)
         assert (got[2] == want[2]).all()
     assert sum(counts) > 0
+
+
+def test_coordinate_readout_and_box_confidence_match_pytorch(model, export_dir, synthetic_cfg, images):
+    """``coord_window`` and ``box_confidence`` (decoding options of the export too): the same tokens, read
+    coordinates, scores and detections as the PyTorch head."""
+    options = dict(strategy='greedy', constrained=True, coord_window=2, box_confidence=True)
+    reading_model = copy.deepcopy(model)
+    reading_model.head.decoding_cfg = DecodingConfig(**dict(vars(model.head.decoding_cfg), **options))
+    data = torch_batch(reading_model, synthetic_cfg, images)
+    with torch.no_grad():
+        want_tokens, want_probs, want_coords = reading_model.head.generate(
+            *reading_model.encode(data['inputs'], data['data_samples']))
+        expected = [sample.pred_instances for sample in reading_model.predict(data['inputs'], data['data_samples'])]
+    detector = ort_runtime.Pix2SeqRuntime(export_dir[0])
+    batch, metas = detector.preprocess(images)
+    tokens, class_probs, coords = detector.decode(detector.encode(batch), **options)
+    assert (tokens == want_tokens.numpy()).all()
+    np.testing.assert_allclose(coords, want_coords.numpy(), atol=1e-5)
+    assert np.abs(coords - detector.vocab.dequantize(tokens))[detector.vocab.is_coord(tokens)].max() > 0
+    np.testing.assert_allclose(class_probs, want_probs.numpy(), atol=1e-5)
+    for seq, probs, seq_coords, meta, instances in zip(tokens, class_probs, coords, metas, expected):
+        found = detector.postprocess(seq, probs, meta, coords=seq_coords)
+        got = sorted_detections(found.bboxes, found.scores, found.labels)
+        want = sorted_detections(instances.bboxes.numpy(), instances.scores.numpy(), instances.labels.numpy())
+        assert len(got[1]) == len(want[1])
+        np.testing.assert_allclose(got[0], want[0], atol=1e-3)
+        np.testing.assert_allclose(got[1], want[1], atol=1e-5)
+    with pytest.raises(ValueError, match='coord_window=0'):
+        detector.options(parallel=True, coord_window=2)
 
 
 @pytest.mark.parametrize('seed', range(4))
@@ -278,7 +307,7 @@ def block_model(synthetic_cfg):
     widened, decoding greedily."""
     cfg = copy.deepcopy(synthetic_cfg)
     cfg.model.head.block_decoding = dict(block_size=5)
-    cfg.model.test_cfg.update(strategy='greedy')
+    cfg.model.test_cfg.update(strategy='greedy', coord_window=0, box_confidence=False)  # parallel: decoded bins
     torch.manual_seed(0)
     return widen_decoder(build_model(cfg, max_objects=MAX_OBJECTS).eval())
 
@@ -316,10 +345,10 @@ def test_parallel_decoding_matches_pytorch(block_model, synthetic_cfg, images, t
         head.decoding_cfg = DecodingConfig(**dict(vars(cfg), parallel=True, parallel_verify=verify,
                                                   stop_at_eos=stop_at_eos))
         torch_steps.clear(), onnx_steps.clear(), onnx_block_steps.clear()
-        want_tokens, want_probs = head.generate(memory, memory_mask)
+        want_tokens, want_probs, _ = head.generate(memory, memory_mask)
         got = [runtime.decode(runtime.encode(batch[start:start + batch_size]), parallel=True,
                               parallel_verify=verify, stop_at_eos=stop_at_eos) for start in range(0, 3, batch_size)]
-        got_tokens, got_probs = (np.concatenate(part) for part in zip(*got))
+        got_tokens, got_probs, _ = (np.concatenate(part) for part in zip(*got))
         np.testing.assert_array_equal(got_tokens, want_tokens.numpy())
         np.testing.assert_allclose(got_probs, want_probs.numpy(), atol=1e-5)
         if batch_size == 3:  # one batch each: the same steps
@@ -327,7 +356,7 @@ def test_parallel_decoding_matches_pytorch(block_model, synthetic_cfg, images, t
         if verify:
             assert len(onnx_steps) > 0  # some drafts were corrected token by token
             head.decoding_cfg = DecodingConfig(**dict(vars(cfg), parallel=False, stop_at_eos=stop_at_eos))
-            serial_tokens, _ = head.generate(memory, memory_mask)
+            serial_tokens, _, _ = head.generate(memory, memory_mask)
             np.testing.assert_array_equal(got_tokens, serial_tokens.numpy())
     head.decoding_cfg = cfg
 
@@ -338,7 +367,7 @@ def test_parallel_decoding_needs_a_block_step(export_dir, images):
     with pytest.raises(ValueError, match='no block step.*block_decoding'):
         detector(images[0], parallel=True)
     with pytest.raises(ValueError, match='parallel decoding is greedy'):
-        detector(images[0], parallel=True, strategy='nucleus')
+        detector.options(parallel=True, strategy='nucleus')
 
 
 # ---------------------------------------------------------------------------------------------------- sampling
@@ -375,7 +404,8 @@ def test_int8_decoder(export_dir, images):
     int8 = ort_runtime.Pix2SeqRuntime(export_dir[0], decoder='int8')
     batch, metas = fp32.preprocess(images[:4])
     encoded = fp32.encode(batch)
-    tokens, class_probs = fp32.decode(encoded, strategy='greedy', constrained=True)
+    # the class probabilities alone (no box confidence), as the int8 logits give them below
+    tokens, class_probs, _ = fp32.decode(encoded, strategy='greedy', constrained=True, box_confidence=False)
     int8.decoder.start(encoded)
     fp32.decoder.start(encoded)
     inputs = np.concatenate([np.full((4, 1), fp32.vocab.bos), tokens[:, :-1]], axis=1)

@@ -427,5 +427,5 @@ def test_onnx_export_of_a_converted_vit_decodes_the_official_tokens(name, tmp_pa
     assert result['encoder_max_abs_diff'] < TOLERANCE and result['fp32_logits_max_abs_diff'] < TOLERANCE
     runtime = Pix2SeqRuntime(tmp_path)
     image = np.ascontiguousarray(fixture.reference['image'].transpose(2, 0, 1)[None], np.float32)
-    tokens, _ = runtime.decode(runtime.encode(image), strategy='greedy')
+    tokens, _, _ = runtime.decode(runtime.encode(image), strategy='greedy')
     assert np.array_equal(tokens[0], fixture.reference['greedy_tokens'])

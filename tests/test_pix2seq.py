@@ -89,8 +89,8 @@ def test_aux_head_trains_the_encoder_and_leaves_prediction_alone(synthetic_cfg):
     torch.manual_seed(2)
     assert torch.equal(plain(inputs, samples, mode='tensor'), logits)
     # greedy decoding of every slot
-    tokens, class_probs = decode(model, inputs, samples, strategy='greedy')
-    plain_tokens, plain_class_probs = decode(plain, inputs, samples, strategy='greedy')
+    tokens, class_probs, _ = decode(model, inputs, samples, strategy='greedy')
+    plain_tokens, plain_class_probs, _ = decode(plain, inputs, samples, strategy='greedy')
     assert torch.equal(tokens, plain_tokens) and torch.equal(class_probs, plain_class_probs)
     assert len(tokens.unique()) > 3 and class_probs.sum() > 0
 

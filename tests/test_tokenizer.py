@@ -175,7 +175,8 @@ def test_official_layout_decoding_ends_at_pad():
         logits[:, script[min(position, len(script) - 1)]] = 10.0
         return logits
 
-    tokens, class_probs = decode_sequences(step, 2, torch.device('cpu'), tokenizer, DecodingConfig(strategy='greedy'))
+    tokens, class_probs, _ = decode_sequences(step, 2, torch.device('cpu'), tokenizer,
+                                              DecodingConfig(strategy='greedy'))
     assert tokens[0].tolist() == script[:6] + [0] * 9
     assert class_probs.shape == (2, 3, 3) and class_probs[0, 0].argmax() == 2  # token 109 = class id 9 = label 2
     _, class_tokens, valid = tokenizer.decode(tokens[0])

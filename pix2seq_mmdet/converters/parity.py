@@ -93,7 +93,7 @@ def reference_outputs(model: torch.nn.Module, reference: Dict[str, np.ndarray]) 
     saved_cfg = head.decoding_cfg
     head.decoding_cfg = DecodingConfig(strategy='greedy', use_cache=True, cuda_graph=False)
     try:
-        tokens, class_probs = head.generate(memory, None)
+        tokens, class_probs, _ = head.generate(memory, None)
     finally:
         head.decoding_cfg = saved_cfg
     outputs['greedy_tokens'], outputs['greedy_class_probs'] = tokens[0], class_probs[0]

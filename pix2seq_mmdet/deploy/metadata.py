@@ -4,7 +4,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -124,15 +124,16 @@ class Vocabulary:
         constraint[list(tokens)] = 0
         return constraint
 
-    def decode_slots(self, tokens: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """One image's (L,) tokens -> ``boxes_yxyx`` (K, 4) normalised and ``valid`` (K,), as
-        ``Pix2SeqTokenizer.decode``."""
+    def decode_slots(self, tokens: np.ndarray, coords: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """One image's (L,) tokens -> ``boxes_yxyx`` (K, 4) normalised, from ``coords`` (L,) when given (else the
+        tokens' bins), and ``valid`` (K,), as ``Pix2SeqTokenizer.decode``."""
         num_slots = tokens.shape[-1] // TOKENS_PER_OBJECT
         slots = tokens[:num_slots * TOKENS_PER_OBJECT].reshape(num_slots, TOKENS_PER_OBJECT)
-        coords, classes = slots[:, :4], slots[:, 4]
-        boxes = self.dequantize(coords)
+        coord_tokens, classes = slots[:, :4], slots[:, 4]
+        boxes = (self.dequantize(coord_tokens) if coords is None
+                 else coords[:num_slots * TOKENS_PER_OBJECT].reshape(num_slots, TOKENS_PER_OBJECT)[:, :4])
         ended = np.cumsum((slots == self.eos).any(-1)) > 0
-        valid = (self.is_coord(coords).all(-1) & self.is_class(classes) & ~ended
+        valid = (self.is_coord(coord_tokens).all(-1) & self.is_class(classes) & ~ended
                  & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
         return boxes, valid
 

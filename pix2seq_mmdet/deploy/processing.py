@@ -122,12 +122,13 @@ def preprocess(images: Sequence[ImageLike], spec: dict) -> Tuple[np.ndarray, Lis
 
 
 def postprocess(tokens: np.ndarray, class_probs: np.ndarray, meta: ImageMeta, vocab: Vocabulary,
-                pad_size: Sequence[int], classes_per_box: int, max_per_img: int, rescale: bool = True) -> Detections:
-    """One image's tokens (L,) and class probabilities (K, C) -> :class:`Detections`, as
+                pad_size: Sequence[int], classes_per_box: int, max_per_img: int, rescale: bool = True,
+                coords: Optional[np.ndarray] = None) -> Detections:
+    """One image's tokens (L,), class probabilities (K, C) and read coordinates (L,) -> :class:`Detections`, as
     ``Pix2SeqHead.tokens_to_instances``: malformed slots dropped, ``classes_per_box`` detections per box, boxes
     normalised to the frame ``pad_size``, clipped to the resized image, empty ones dropped, divided by the scale
     factor when ``rescale``, sorted by score, at most ``max_per_img``."""
-    boxes_yxyx, valid = vocab.decode_slots(tokens)
+    boxes_yxyx, valid = vocab.decode_slots(tokens, coords)
     probs = class_probs[valid]
     labels = np.argsort(-probs, axis=-1, kind='stable')[:, :classes_per_box]
     scores = np.take_along_axis(probs, labels, axis=-1).reshape(-1)

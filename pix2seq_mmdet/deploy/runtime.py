@@ -172,13 +172,17 @@ class Pix2SeqRuntime:
                                   **{key: value for key, value in overrides.items() if value is not None}})
 
     def decode(self, encoded: EncoderOutputs, seed: Optional[int] = None,
-               **overrides) -> Tuple[np.ndarray, np.ndarray]:
-        """Decode every object slot: ``tokens`` (B, 5 K) int64 and ``class_probs`` (B, K, C) float32; with
+               **overrides) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Decode every object slot: ``tokens`` (B, 5 K) int64, ``class_probs`` (B, K, C) float32 and ``coords``
+        (B, 5 K) float32, the coordinates read at the coordinate positions (``coord_window``); with
         ``parallel=True`` one object per block step (an export of a model trained with ``block_decoding``)."""
-        options = self.options(**overrides)
-        if options.parallel and self.decoder.block_session is None:
+        parallel = overrides.get('parallel')
+        if parallel is None:
+            parallel = self.default_options.get('parallel', False)
+        if parallel and self.decoder.block_session is None:  # checked before the other options
             raise ValueError(f'{self.model_dir} has no block step (decoder_block.onnx): parallel decoding needs a '
                              'model trained with model.head.block_decoding; decode with parallel=False')
+        options = self.options(**overrides)
         self.decoder.start(encoded)
         if options.parallel:
             return decode_in_blocks(self.decoder.step, self.decoder.block_step, encoded.batch_size, self.vocab,
@@ -187,11 +191,11 @@ class Pix2SeqRuntime:
                              np.random.default_rng(seed))
 
     def postprocess(self, tokens: np.ndarray, class_probs: np.ndarray, meta: ImageMeta,
-                    rescale: bool = True) -> Detections:
-        """One image's tokens (L,) and class probabilities (K, C) -> :class:`Detections`, as
-        ``Pix2SeqHead.tokens_to_instances``."""
+                    rescale: bool = True, coords: Optional[np.ndarray] = None) -> Detections:
+        """One image's tokens (L,), class probabilities (K, C) and coordinates (L,) (default: the tokens' bins) ->
+        :class:`Detections`, as ``Pix2SeqHead.tokens_to_instances``."""
         return postprocess(tokens, class_probs, meta, self.vocab, self.meta['preprocess']['pad_size'],
-                           self.classes_per_box, self.max_per_img, rescale)
+                           self.classes_per_box, self.max_per_img, rescale, coords)
 
     def instance_options(self, task: str, **overrides) -> InstanceOptions:
         """The options of instance task ``task`` (:class:`MaskOptions`, :class:`KeypointOptions`): the exported
@@ -267,8 +271,9 @@ class Pix2SeqRuntime:
         and ``keypoint_options`` (:class:`KeypointOptions` fields) likewise for the keypoints task."""
         batch, metas = self.preprocess(images)
         encoded = self.encode(batch)
-        tokens, class_probs = self.decode(encoded, seed=seed, **overrides)
-        results = [self.postprocess(seq, probs, meta) for seq, probs, meta in zip(tokens, class_probs, metas)]
+        tokens, class_probs, coords = self.decode(encoded, seed=seed, **overrides)
+        results = [self.postprocess(seq, probs, meta, coords=seq_coords)
+                   for seq, probs, seq_coords, meta in zip(tokens, class_probs, coords, metas)]
         for task, wanted, options in (('instance_segmentation', masks, mask_options),
                                       ('keypoints', keypoints, keypoint_options)):
             if wanted is None:

@@ -24,6 +24,8 @@ class DecodingOptions:
     renormalize_scores: bool = False
     parallel: bool = False
     parallel_verify: bool = True
+    coord_window: int = 0
+    box_confidence: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -37,6 +39,11 @@ class DecodingOptions:
             raise ValueError(f'top_p must be in (0, 1], got {self.top_p}')
         if self.top_k < 0 or (self.strategy == 'top_k' and self.top_k < 1):
             raise ValueError(f'top_k must be >= 0 (>= 1 for strategy top_k), got {self.top_k}')
+        if not (isinstance(self.coord_window, int) and self.coord_window >= 0):
+            raise ValueError(f'coord_window must be an int >= 0 (bins), got {self.coord_window!r}')
+        if self.parallel and (self.coord_window or self.box_confidence):
+            raise ValueError('parallel decoding reads the decoded bins only: pass coord_window=0 and '
+                             f'box_confidence=False (got {self.coord_window}, {self.box_confidence})')
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,13 +118,36 @@ def select_next_token(logits: np.ndarray, options: DecodingOptions, rng: np.rand
     return np.take_along_axis(ids, picked[:, None], axis=-1)[:, 0]
 
 
+def read_coordinates(logits: np.ndarray, chosen: np.ndarray, vocab: Vocabulary,
+                     window: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """``decoding.read_coordinates``: (N, V) logits at coordinate positions and the (N,) decoded tokens -> (N,)
+    normalised coordinates (the mean bin within ``window`` bins of the decoded one) and (N,) their confidence (the
+    probability within that window)."""
+    probs = softmax(logits[:, vocab.coord_offset:vocab.coord_offset + vocab.num_bins].astype(np.float32))
+    centre = np.clip(chosen - vocab.coord_offset, 0, vocab.num_bins - 1)
+    offsets = np.arange(vocab.num_bins) - centre[:, None]
+    weights = probs * (np.abs(offsets) <= window)
+    confidence = weights.sum(-1)
+    shift = (weights * offsets).sum(-1) / np.maximum(confidence, np.finfo(np.float32).tiny)
+    return ((centre + shift) / (vocab.num_bins - 1)).astype(np.float32), confidence.astype(np.float32)
+
+
+def box_confidence(confidence: np.ndarray) -> np.ndarray:
+    """``decoding.box_confidence``: (N, 4) coordinate confidences -> (N,) their geometric mean."""
+    return np.exp(np.log(np.maximum(confidence, np.finfo(np.float32).tiny)).mean(-1))
+
+
 def decode_tokens(step, batch_size: int, vocab: Vocabulary, options: DecodingOptions,
-                  rng: Optional[np.random.Generator] = None) -> Tuple[np.ndarray, np.ndarray]:
+                  rng: Optional[np.random.Generator] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The decoding loop of ``decode_sequences`` (greedy and sampling strategies) over ``step(tokens (B,),
-    position) -> logits (B, V)``; returns ``tokens`` (B, 5 K) int64 and ``class_probs`` (B, K, C) float32."""
+    position) -> logits (B, V)``; returns ``tokens`` (B, 5 K) int64, ``class_probs`` (B, K, C) float32 (times the
+    box confidence with ``options.box_confidence``) and ``coords`` (B, 5 K) float32, the coordinates read with
+    ``options.coord_window`` (:func:`read_coordinates`)."""
     rng = rng if rng is not None else np.random.default_rng()
     tokens = np.full((batch_size, vocab.seq_len), vocab.pad, dtype=np.int64)
     class_probs = np.zeros((batch_size, vocab.max_objects, vocab.num_classes), dtype=np.float32)
+    coords = np.zeros((batch_size, vocab.seq_len), dtype=np.float32)
+    coord_confidence = np.ones((batch_size, vocab.seq_len), dtype=np.float32)
     finished = np.zeros(batch_size, dtype=bool)
     current = np.full(batch_size, vocab.bos, dtype=np.int64)
     for position in range(vocab.seq_len):
@@ -127,15 +157,20 @@ def decode_tokens(step, batch_size: int, vocab: Vocabulary, options: DecodingOpt
         is_class_position = position % TOKENS_PER_OBJECT == TOKENS_PER_OBJECT - 1
         next_tokens = select_next_token(logits, options, rng)
         if is_class_position:
-            class_probs[:, position // TOKENS_PER_OBJECT] = vocab.class_probabilities(logits,
-                                                                                      options.renormalize_scores)
+            probs = vocab.class_probabilities(logits, options.renormalize_scores)
+            if options.box_confidence:
+                probs = probs * box_confidence(coord_confidence[:, position - TOKENS_PER_OBJECT + 1:position])[:, None]
+            class_probs[:, position // TOKENS_PER_OBJECT] = probs
+        else:
+            read = read_coordinates(logits, next_tokens, vocab, options.coord_window)
+            coords[:, position], coord_confidence[:, position] = read
         next_tokens = np.where(finished, vocab.pad, next_tokens)
         finished |= next_tokens == vocab.eos
         tokens[:, position] = next_tokens
         current = next_tokens
         if options.stop_at_eos and is_class_position and finished.all():
             break
-    return tokens, class_probs
+    return tokens, class_probs, coords
 
 
 def end_mask(block: np.ndarray, finished: np.ndarray, end_token: int) -> np.ndarray:
@@ -146,11 +181,11 @@ def end_mask(block: np.ndarray, finished: np.ndarray, end_token: int) -> np.ndar
 
 
 def decode_in_blocks(step, block_step, batch_size: int, vocab: Vocabulary,
-                     options: DecodingOptions) -> Tuple[np.ndarray, np.ndarray]:
+                     options: DecodingOptions) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The loop of ``decoding.decode_in_blocks`` (greedy, one object per block step, each drafted object checked by
     the next step and corrected token by token where it differs, unless ``options.parallel_verify`` is False) over
     ``block_step(tokens (B, T), position, with_queries) -> logits (B, T (+ 4), V)`` and ``step(tokens (B,),
-    position) -> logits (B, V)``; returns what :func:`decode_tokens` does."""
+    position) -> logits (B, V)``; returns what :func:`decode_tokens` does, the coordinates the decoded bins."""
     queries, max_objects = TOKENS_PER_OBJECT - 1, vocab.max_objects
     tokens = np.full((batch_size, vocab.seq_len), vocab.pad, dtype=np.int64)
     class_probs = np.zeros((batch_size, max_objects, vocab.num_classes), dtype=np.float32)
@@ -211,7 +246,8 @@ def decode_in_blocks(step, block_step, batch_size: int, vocab: Vocabulary,
         slot += 1
         if options.stop_at_eos and ends_here.all():
             break
-    return tokens, class_probs
+    coords = np.where(vocab.is_coord(tokens), vocab.dequantize(tokens), 0).astype(np.float32)
+    return tokens, class_probs, coords
 
 
 def decode_responses(step, prompts: np.ndarray, response_len: int, end_token: int, pad_token: int,

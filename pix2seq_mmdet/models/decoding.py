@@ -21,6 +21,9 @@ object in slot ``k`` come from the logits at its class position: the class is th
 and all non-class tokens excluded), its score that class's probability under the softmax over the whole vocabulary,
 as the official implementation computes it (``decode_object_seq_to_bbox``), so a slot the model takes for noise
 (mass on FAKE) scores low.  ``renormalize_scores=True`` renormalises the softmax over the real classes instead.
+A coordinate is the decoded bin; ``coord_window`` reads it as the mean bin of its distribution near the decoded one,
+and ``box_confidence`` scales the scores by how much of the coordinates' probability lies there
+(:func:`read_coordinates`), neither in the paper.
 """
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple, Union
@@ -62,6 +65,14 @@ class DecodingConfig:
         parallel_verify (bool): With ``parallel``, check every drafted object against the token-by-token logits of
             the next step and correct it where it differs, so that the tokens are greedy token-by-token decoding's
             (default); ``False``: keep the drafts, one step per object.
+        coord_window (int): Read each coordinate as the mean bin of its distribution (the softmax over the
+            coordinate tokens) within ``coord_window`` bins of the decoded token, a sub-bin value
+            (:func:`read_coordinates`); 0 (default): the decoded bin, the paper's.  Not in the paper; not with
+            ``parallel``.
+        box_confidence (bool): Multiply each object's class probabilities by its box confidence, the geometric mean
+            over its four coordinates of the probability within ``coord_window`` bins of the decoded token, so
+            that tight boxes rank above loose ones at the high IoU thresholds.  Not in the paper (default False);
+            not with ``parallel``.
     """
     strategy: str = 'nucleus'
     temperature: float = 1.0
@@ -76,6 +87,8 @@ class DecodingConfig:
     renormalize_scores: bool = False
     parallel: bool = False
     parallel_verify: bool = True
+    coord_window: int = 0
+    box_confidence: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -93,6 +106,12 @@ class DecodingConfig:
         if self.parallel and (self.strategy != 'greedy' or not self.use_cache):
             raise ValueError('test_cfg.parallel decodes greedily with the key/value cache: set strategy=\'greedy\' '
                              f'and use_cache=True (got strategy={self.strategy!r}, use_cache={self.use_cache})')
+        if not (isinstance(self.coord_window, int) and self.coord_window >= 0):
+            raise ValueError(f'test_cfg.coord_window must be an int >= 0 (bins), got {self.coord_window!r}')
+        if self.parallel and (self.coord_window or self.box_confidence):
+            raise ValueError('test_cfg.parallel reads the decoded bins only: set coord_window=0 and '
+                             f'box_confidence=False (got coord_window={self.coord_window}, '
+                             f'box_confidence={self.box_confidence})')
 
 
 class DecodingCache:
@@ -253,6 +272,30 @@ def class_probabilities(logits: Tensor, tokenizer: Pix2SeqTokenizer, renormalize
     return logits[:, real].softmax(-1) if renormalize else logits.softmax(-1)[:, real]
 
 
+def read_coordinates(logits: Tensor, chosen: Tensor, tokenizer: Pix2SeqTokenizer,
+                     window: int = 0) -> Tuple[Tensor, Tensor]:
+    """(N, V) logits at coordinate positions and the (N,) decoded tokens -> ``coords`` (N,) normalised coordinates
+    and ``confidence`` (N,).
+
+    Over the softmax of the coordinate tokens, ``coords`` is the mean bin within ``window`` bins of the decoded
+    token's (its own bin when ``window`` is 0), divided by ``num_bins - 1`` as :meth:`Pix2SeqTokenizer.dequantize`
+    divides a bin; ``confidence`` is the probability within that window.  A decoded token that is not a coordinate
+    reads as its clamped bin.
+    """
+    probs = logits[:, tokenizer.coordinates].float().softmax(-1)  # (N, bins)
+    centre = tokenizer.bins(chosen)
+    offsets = torch.arange(tokenizer.num_bins, device=logits.device) - centre[:, None]  # (N, bins)
+    weights = probs * (offsets.abs() <= window)
+    confidence = weights.sum(-1)
+    shift = (weights * offsets).sum(-1) / confidence.clamp(min=torch.finfo(probs.dtype).tiny)  # 0 when window is 0
+    return (centre + shift) / (tokenizer.num_bins - 1), confidence
+
+
+def box_confidence(confidence: Tensor) -> Tensor:
+    """(N, 4) coordinate confidences of objects -> (N,) their geometric mean."""
+    return confidence.clamp(min=torch.finfo(confidence.dtype).tiny).log().mean(-1).exp()
+
+
 def _beam_step(logits: Tensor, beam_scores: Tensor, finished: Tensor, row_base: Tensor,
                pad_token: int) -> Tuple[Tensor, Tensor, Tensor]:
     """Extend every beam by one token and keep the ``W`` best of the ``W * V`` candidates of each image.
@@ -280,7 +323,7 @@ def _beam_step(logits: Tensor, beam_scores: Tensor, finished: Tensor, row_base: 
 
 def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokenizer: Pix2SeqTokenizer,
                      cfg: DecodingConfig, reorder: Optional[Callable[[Tensor], None]] = None,
-                     generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+                     generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor, Tensor]:
     """Decode ``max_objects`` object slots for every image.
 
     Args:
@@ -294,7 +337,10 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
         generator (torch.Generator, optional): Randomness of the sampling strategies.
 
     Returns:
-        tuple: ``tokens`` (B, 5 * max_objects) int64 and ``class_probs`` (B, max_objects, C) float32.
+        tuple: ``tokens`` (B, 5 * max_objects) int64, ``class_probs`` (B, max_objects, C) float32 (times the box
+        confidence with ``cfg.box_confidence``) and ``coords`` (B, 5 * max_objects) float32, the normalised
+        coordinate read at each coordinate position (:func:`read_coordinates` with ``cfg.coord_window``; 0 at class
+        positions).
     """
     seq_len = TOKENS_PER_OBJECT * tokenizer.max_objects
     use_beams = cfg.strategy == 'beam'
@@ -302,6 +348,8 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
     num_rows = batch_size * beam_width
     tokens = torch.full((num_rows, seq_len), tokenizer.PAD, dtype=torch.long, device=device)
     class_probs = torch.zeros(num_rows, tokenizer.max_objects, tokenizer.num_classes, device=device)
+    coords = torch.zeros(num_rows, seq_len, device=device)
+    coord_confidence = torch.ones(num_rows, seq_len, device=device)
     finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
     constraint = position_constraint(tokenizer, device) if cfg.constrained else None
     if use_beams:
@@ -319,14 +367,19 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
         is_class_position = tokenizer.is_class_position(position)
         if not use_beams:
             next_tokens = select_next_token(logits, cfg, generator)
-            if is_class_position:
-                class_probs[:, slot] = class_probabilities(logits, tokenizer, cfg.renormalize_scores)
         else:
             beam_scores, rows, next_tokens = _beam_step(logits, beam_scores, finished, row_base, tokenizer.PAD)
             tokens, finished, lengths, class_probs = tokens[rows], finished[rows], lengths[rows], class_probs[rows]
-            if is_class_position:
-                class_probs[:, slot] = class_probabilities(logits, tokenizer, cfg.renormalize_scores)[rows]
+            coords, coord_confidence, logits = coords[rows], coord_confidence[rows], logits[rows]
             reorder(rows)
+        if is_class_position:
+            class_probs[:, slot] = class_probabilities(logits, tokenizer, cfg.renormalize_scores)
+            if cfg.box_confidence:
+                object_coords = slice(position - TOKENS_PER_OBJECT + 1, position)
+                class_probs[:, slot] *= box_confidence(coord_confidence[:, object_coords])[:, None]
+        else:
+            read = read_coordinates(logits, next_tokens, tokenizer, cfg.coord_window)
+            coords[:, position], coord_confidence[:, position] = read
         next_tokens = torch.where(finished, tokenizer.PAD, next_tokens)
         newly_ended = ~finished & (next_tokens == tokenizer.EOS)
         if use_beams:
@@ -340,8 +393,8 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
     if use_beams:
         mean_log_prob = beam_scores / lengths.view(batch_size, beam_width)
         best = row_base.squeeze(1) + mean_log_prob.argmax(-1)
-        tokens, class_probs = tokens[best], class_probs[best]
-    return tokens, class_probs
+        tokens, class_probs, coords = tokens[best], class_probs[best], coords[best]
+    return tokens, class_probs, coords
 
 
 def block_attention_mask(length: int, block_size: int, device: torch.device) -> Tensor:
@@ -367,7 +420,7 @@ def end_mask(block: Tensor, finished: Tensor, end_token: int) -> Tensor:
 
 
 def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch.device,
-                     tokenizer: Pix2SeqTokenizer, cfg: DecodingConfig) -> Tuple[Tensor, Tensor]:
+                     tokenizer: Pix2SeqTokenizer, cfg: DecodingConfig) -> Tuple[Tensor, Tensor, Tensor]:
     """Greedy decoding of one object per step (``cfg.parallel``).
 
     A block step feeds the real tokens not yet in the cache and 4 block queries, and reads the object's five tokens
@@ -390,7 +443,8 @@ def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch
         cfg (DecodingConfig): ``constrained``, ``renormalize_scores``, ``stop_at_eos``, ``parallel_verify``.
 
     Returns:
-        tuple: as :func:`decode_sequences`, ``tokens`` (B, 5 * max_objects) and ``class_probs`` (B, max_objects, C).
+        tuple: as :func:`decode_sequences`, ``tokens`` (B, 5 * max_objects), ``class_probs`` (B, max_objects, C) and
+        ``coords`` (B, 5 * max_objects), the decoded bins normalised.
     """
     queries, max_objects = TOKENS_PER_OBJECT - 1, tokenizer.max_objects
     tokens = torch.full((batch_size, TOKENS_PER_OBJECT * max_objects), tokenizer.PAD, dtype=torch.long,
@@ -457,7 +511,8 @@ def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch
         slot += 1
         if cfg.stop_at_eos and bool(ends_here.all()):
             break
-    return tokens, class_probs
+    coords = tokenizer.dequantize(tokens).masked_fill(~tokenizer.is_coord(tokens), 0)
+    return tokens, class_probs, coords
 
 
 def decode_responses(step: StepFn, prompts: Tensor, response_len: int, end_token: int, pad_token: int,

@@ -385,7 +385,7 @@ class Pix2SeqHead(BaseModule):
     # ---------------------------------------------------------------- predict
     @torch.inference_mode()
     def generate(self, memory: Tensor, memory_mask: Optional[Tensor],
-                 generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+                 generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """Autoregressive decoding with ``test_cfg``, in inference mode (no autograd bookkeeping per step).
 
         Args:
@@ -394,7 +394,9 @@ class Pix2SeqHead(BaseModule):
             generator (torch.Generator, optional): Randomness of the sampling strategies.
 
         Returns:
-            tuple: ``tokens`` (B, 5 * max_objects) and ``class_probs`` (B, max_objects, C).
+            tuple: ``tokens`` (B, 5 * max_objects), ``class_probs`` (B, max_objects, C) and ``coords``
+            (B, 5 * max_objects), the normalised coordinates read at the coordinate positions
+            (:func:`~.decoding.decode_sequences`).
         """
         cfg = self.decoding_cfg
         if cfg.parallel:
@@ -429,7 +431,7 @@ class Pix2SeqHead(BaseModule):
         return decode_sequences(step, memory.shape[0] // beam_width, memory.device, self.tokenizer, cfg,
                                 reorder, generator)
 
-    def generate_in_blocks(self, memory: Tensor, memory_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    def generate_in_blocks(self, memory: Tensor, memory_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
         """Greedy decoding of one object per decoder step (``test_cfg.parallel``, a head trained with
         ``block_decoding``): :func:`~.decoding.decode_in_blocks` over :meth:`forward_step` with the key/value cache,
         every drafted object checked against the next step's token-by-token logits unless
@@ -451,9 +453,9 @@ class Pix2SeqHead(BaseModule):
             ``max_per_img``, sorted by score; in the original image's pixels when ``rescale``; with the instance
             tasks also ``masks`` (N, H, W) and ``keypoints`` (N, K, 2) with ``keypoint_scores`` (N, K).
         """
-        tokens, class_probs = self.generate(memory, memory_mask)
-        results = [self.tokens_to_instances(seq, probs, sample.metainfo, rescale)
-                   for seq, probs, sample in zip(tokens, class_probs, batch_data_samples)]
+        tokens, class_probs, coords = self.generate(memory, memory_mask)
+        results = [self.tokens_to_instances(seq, probs, sample.metainfo, rescale, seq_coords)
+                   for seq, probs, seq_coords, sample in zip(tokens, class_probs, coords, batch_data_samples)]
         if self.instance_decoding_cfgs:
             results = self.predict_instance_tasks(memory, memory_mask, results, batch_data_samples, rescale,
                                                   fine_map=fine_map)
@@ -536,8 +538,9 @@ class Pix2SeqHead(BaseModule):
         return list(zip(tokens, token_probs, boxes, slots))
 
     def tokens_to_instances(self, tokens: Tensor, class_probs: Tensor, img_meta: dict,
-                            rescale: bool = True) -> InstanceData:
-        """One image's decoded tokens (5 K,) and class probabilities (K, C) -> detections.
+                            rescale: bool = True, coords: Optional[Tensor] = None) -> InstanceData:
+        """One image's decoded tokens (5 K,) and class probabilities (K, C) -> detections, the boxes from ``coords``
+        (5 K,), the coordinates decoding read (default: the tokens' bins).
 
         Slots whose coordinates are not coordinate tokens, whose class token is not a class, that come after EOS or
         whose box is empty (also once clipped to the image) are dropped.  Coordinates are normalised to the padded
@@ -546,7 +549,7 @@ class Pix2SeqHead(BaseModule):
         are dropped, un-flipped when the pipeline flipped the image, and divided by ``scale_factor`` when
         ``rescale``.
         """
-        boxes_yxyx, _, valid = self.tokenizer.decode(tokens)
+        boxes_yxyx, _, valid = self.tokenizer.decode(tokens, coords)
         scores, labels = class_probs[valid].topk(self.classes_per_box, dim=-1)  # (K', k) each
         boxes_yxyx = boxes_yxyx[valid].repeat_interleave(self.classes_per_box, dim=0)
         scores, labels = scores.flatten(), labels.flatten()

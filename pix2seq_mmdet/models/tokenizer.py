@@ -418,11 +418,13 @@ class Pix2SeqTokenizer:
         return sequence
 
     # ------------------------------------------------------------------ decoding
-    def decode(self, tokens: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def decode(self, tokens: Tensor, coords: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """Token sequences -> candidate objects, one per 5-token slot.
 
         Args:
             tokens (Tensor): (..., L) token ids; only the first ``5 * (L // 5)`` tokens are read.
+            coords (Tensor, optional): (..., L) normalised coordinates read at the coordinate positions (decoding's
+                ``coords``, sub-bin with ``coord_window``); default: the tokens' bins (:meth:`dequantize`).
 
         Returns:
             tuple: ``boxes_yxyx`` (..., K, 4) normalised float, ``class_tokens`` (..., K) int64 and ``valid``
@@ -433,7 +435,10 @@ class Pix2SeqTokenizer:
         num_slots = tokens.shape[-1] // TOKENS_PER_OBJECT
         slots = tokens[..., :num_slots * TOKENS_PER_OBJECT].unflatten(-1, (num_slots, TOKENS_PER_OBJECT))
         coord_tokens, class_tokens = slots[..., :4], slots[..., 4]
-        boxes = self.dequantize(coord_tokens)
+        if coords is None:
+            boxes = self.dequantize(coord_tokens)
+        else:
+            boxes = coords[..., :num_slots * TOKENS_PER_OBJECT].unflatten(-1, (num_slots, TOKENS_PER_OBJECT))[..., :4]
         ended = (slots == self.EOS).any(-1).long().cumsum(-1) > 0
         valid = (self.is_coord(coord_tokens).all(-1) & self.is_class(class_tokens) & ~ended
                  & (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1]))

@@ -73,13 +73,13 @@ class OnnxDecoding:
         for index, (_, decoding_cfg) in enumerate(self.modes):
             self.counter['calls'] = 0
             start = time.perf_counter()
-            tokens, class_probs = self.runtime.decode(encoded, **{
+            tokens, class_probs, coords = self.runtime.decode(encoded, **{
                 key: getattr(decoding_cfg, key) for key in DecodingOptions.__dataclass_fields__})
             self.seconds[index] += time.perf_counter() - start
             self.calls[index] += self.counter['calls']
             results = [model.head.tokens_to_instances(torch.from_numpy(seq), torch.from_numpy(probs), sample.metainfo,
-                                                      True)
-                       for seq, probs, sample in zip(tokens, class_probs, samples)]
+                                                      True, torch.from_numpy(seq_coords))
+                       for seq, probs, seq_coords, sample in zip(tokens, class_probs, coords, samples)]
             self.evaluators[index].process(data_samples=model.add_pred_to_datasample(copy.deepcopy(samples), results),
                                            data_batch=batch)
 
