@@ -132,6 +132,12 @@ def read_coordinates(logits: np.ndarray, chosen: np.ndarray, vocab: Vocabulary,
     return ((centre + shift) / (vocab.num_bins - 1)).astype(np.float32), confidence.astype(np.float32)
 
 
+def decoded_coordinates(tokens: np.ndarray, vocab: Vocabulary) -> np.ndarray:
+    """``decoding.decoded_coordinates``: (..., L) tokens -> (..., L) the decoded bins normalised at coordinate tokens,
+    0 elsewhere (float32)."""
+    return np.where(vocab.is_coord(tokens), vocab.dequantize(tokens), 0).astype(np.float32)
+
+
 def box_confidence(confidence: np.ndarray) -> np.ndarray:
     """``decoding.box_confidence``: (N, 4) coordinate confidences -> (N,) their geometric mean."""
     return np.exp(np.log(np.maximum(confidence, np.finfo(np.float32).tiny)).mean(-1))
@@ -150,6 +156,7 @@ def decode_tokens(step, batch_size: int, vocab: Vocabulary, options: DecodingOpt
     coord_confidence = np.ones((batch_size, vocab.seq_len), dtype=np.float32)
     finished = np.zeros(batch_size, dtype=bool)
     current = np.full(batch_size, vocab.bos, dtype=np.int64)
+    reads_coordinates = options.coord_window > 0 or options.box_confidence  # else the decoded bins, after the loop
     for position in range(vocab.seq_len):
         logits = step(current, position)
         if options.constrained:
@@ -161,7 +168,7 @@ def decode_tokens(step, batch_size: int, vocab: Vocabulary, options: DecodingOpt
             if options.box_confidence:
                 probs = probs * box_confidence(coord_confidence[:, position - TOKENS_PER_OBJECT + 1:position])[:, None]
             class_probs[:, position // TOKENS_PER_OBJECT] = probs
-        else:
+        elif reads_coordinates:
             read = read_coordinates(logits, next_tokens, vocab, options.coord_window)
             coords[:, position], coord_confidence[:, position] = read
         next_tokens = np.where(finished, vocab.pad, next_tokens)
@@ -170,7 +177,7 @@ def decode_tokens(step, batch_size: int, vocab: Vocabulary, options: DecodingOpt
         current = next_tokens
         if options.stop_at_eos and is_class_position and finished.all():
             break
-    return tokens, class_probs, coords
+    return tokens, class_probs, coords if reads_coordinates else decoded_coordinates(tokens, vocab)
 
 
 def end_mask(block: np.ndarray, finished: np.ndarray, end_token: int) -> np.ndarray:
@@ -246,8 +253,7 @@ def decode_in_blocks(step, block_step, batch_size: int, vocab: Vocabulary,
         slot += 1
         if options.stop_at_eos and ends_here.all():
             break
-    coords = np.where(vocab.is_coord(tokens), vocab.dequantize(tokens), 0).astype(np.float32)
-    return tokens, class_probs, coords
+    return tokens, class_probs, decoded_coordinates(tokens, vocab)
 
 
 def decode_responses(step, prompts: np.ndarray, response_len: int, end_token: int, pad_token: int,

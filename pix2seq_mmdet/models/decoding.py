@@ -291,6 +291,12 @@ def read_coordinates(logits: Tensor, chosen: Tensor, tokenizer: Pix2SeqTokenizer
     return (centre + shift) / (tokenizer.num_bins - 1), confidence
 
 
+def decoded_coordinates(tokens: Tensor, tokenizer: Pix2SeqTokenizer) -> Tensor:
+    """(..., L) tokens -> (..., L) the decoded bins normalised at coordinate tokens, 0 elsewhere: the coordinates
+    :func:`read_coordinates` gives with a window of 0, without reading the logits."""
+    return tokenizer.dequantize(tokens).masked_fill(~tokenizer.is_coord(tokens), 0)
+
+
 def box_confidence(confidence: Tensor) -> Tensor:
     """(N, 4) coordinate confidences of objects -> (N,) their geometric mean."""
     return confidence.clamp(min=torch.finfo(confidence.dtype).tiny).log().mean(-1).exp()
@@ -352,6 +358,7 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
     coord_confidence = torch.ones(num_rows, seq_len, device=device)
     finished = torch.zeros(num_rows, dtype=torch.bool, device=device)
     constraint = position_constraint(tokenizer, device) if cfg.constrained else None
+    reads_coordinates = cfg.coord_window > 0 or cfg.box_confidence  # else the decoded bins, after the loop
     if use_beams:
         lengths = torch.full((num_rows, ), seq_len, dtype=torch.long, device=device)  # up to and including EOS
         beam_scores = torch.zeros(batch_size, beam_width, device=device)
@@ -377,7 +384,7 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
             if cfg.box_confidence:
                 object_coords = slice(position - TOKENS_PER_OBJECT + 1, position)
                 class_probs[:, slot] *= box_confidence(coord_confidence[:, object_coords])[:, None]
-        else:
+        elif reads_coordinates:
             read = read_coordinates(logits, next_tokens, tokenizer, cfg.coord_window)
             coords[:, position], coord_confidence[:, position] = read
         next_tokens = torch.where(finished, tokenizer.PAD, next_tokens)
@@ -394,7 +401,7 @@ def decode_sequences(step: StepFn, batch_size: int, device: torch.device, tokeni
         mean_log_prob = beam_scores / lengths.view(batch_size, beam_width)
         best = row_base.squeeze(1) + mean_log_prob.argmax(-1)
         tokens, class_probs, coords = tokens[best], class_probs[best], coords[best]
-    return tokens, class_probs, coords
+    return tokens, class_probs, coords if reads_coordinates else decoded_coordinates(tokens, tokenizer)
 
 
 def block_attention_mask(length: int, block_size: int, device: torch.device) -> Tensor:
@@ -511,8 +518,7 @@ def decode_in_blocks(step: Callable[..., Tensor], batch_size: int, device: torch
         slot += 1
         if cfg.stop_at_eos and bool(ends_here.all()):
             break
-    coords = tokenizer.dequantize(tokens).masked_fill(~tokenizer.is_coord(tokens), 0)
-    return tokens, class_probs, coords
+    return tokens, class_probs, decoded_coordinates(tokens, tokenizer)
 
 
 def decode_responses(step: StepFn, prompts: Tensor, response_len: int, end_token: int, pad_token: int,
