@@ -77,6 +77,78 @@ def test_gaussian_coordinate_target_rewards_near_misses(synthetic_cfg):
     assert torch.allclose(soft[:, 1], hard[:, 1])  # class tokens keep the one-hot target
 
 
+def build_head_with_box_losses(synthetic_cfg, **losses):
+    synthetic_cfg = copy.deepcopy(synthetic_cfg)
+    synthetic_cfg.model.head.update(losses)
+    return build_model(synthetic_cfg).head
+
+
+def one_object_sequences(tokenizer, box_yxyx, bin_shift=0, noise_bins=(3, 9, 90, 120)):
+    """Targets, weights and peaked logits of two sequences: one real object then one noise object, and an empty
+    one; the logits put the real coordinates ``bin_shift`` bins off their targets, the noise ones at
+    ``noise_bins``."""
+    real = tokenizer.quantize(torch.tensor(box_yxyx))
+    noise = torch.tensor(noise_bins) + tokenizer.coord_offset
+    length = tokenizer.seq_len
+    targets = torch.full((2, length), tokenizer.PAD)
+    targets[0, :10] = torch.cat([real, torch.tensor([tokenizer.CLASS_OFFSET + 1]), noise,
+                                 torch.tensor([tokenizer.FAKE])])
+    targets[0, 10] = targets[1, 0] = tokenizer.EOS
+    weights = torch.zeros(2, length)
+    weights[0, :5] = 1.0
+    weights[0, 9] = weights[0, 10] = weights[1, 0] = 1.0  # FAKE and EOS; the noise coordinates weigh 0
+    logits = torch.zeros(2, length, tokenizer.vocab_size)
+    logits[0, torch.arange(4), real + bin_shift] = 40.0
+    logits[0, torch.arange(5, 9), noise] = 40.0
+    return targets, weights, logits
+
+
+def test_expected_box_losses_measure_how_far_the_real_boxes_are(synthetic_cfg):
+    from mmdet.structures.bbox import bbox_overlaps
+    head = build_head_with_box_losses(synthetic_cfg, loss_bbox=dict(type='L1Loss', loss_weight=1.0),
+                                      loss_iou=dict(type='GIoULoss', loss_weight=1.0))
+    tokenizer = head.tokenizer
+    box = [0.2, 0.3, 0.5, 0.4]  # yxyx
+    targets, weights, exact = one_object_sequences(tokenizer, box)
+    losses = head.expected_box_losses(exact, targets, weights)
+    assert set(losses) == {'loss_bbox', 'loss_iou'}
+    assert losses['loss_bbox'].item() == pytest.approx(0.0, abs=1e-5)
+    assert losses['loss_iou'].item() == pytest.approx(0.0, abs=1e-5)
+    # ten bins too far on every coordinate: the L1 is the four distances, the IoU loss 1 - GIoU of the two boxes
+    _, _, shifted = one_object_sequences(tokenizer, box, bin_shift=10)
+    losses = head.expected_box_losses(shifted, targets, weights)
+    step = 10 / (tokenizer.num_bins - 1)
+    assert losses['loss_bbox'].item() == pytest.approx(4 * step, rel=1e-4)
+    target_bins = tokenizer.dequantize(tokenizer.quantize(torch.tensor(box)))
+    to_xyxy = [1, 0, 3, 2]
+    giou = bbox_overlaps((target_bins + step)[to_xyxy][None], target_bins[to_xyxy][None], mode='giou')
+    assert losses['loss_iou'].item() == pytest.approx(1 - giou.item(), rel=1e-4)
+    # the noise object's coordinates (weight 0) and the empty sequence do not count
+    _, _, other_noise = one_object_sequences(tokenizer, box, bin_shift=10, noise_bins=(50, 60, 20, 10))
+    other_noise[1] = torch.randn(other_noise.shape[1:])
+    again = head.expected_box_losses(other_noise, targets, weights)
+    assert all(again[name].item() == pytest.approx(losses[name].item(), rel=1e-6) for name in losses)
+    # a batch without real objects: zero (not NaN)
+    empty = head.expected_box_losses(torch.randn(2, targets.shape[1], tokenizer.vocab_size), targets,
+                                     torch.zeros_like(weights))
+    assert set(empty) == {'loss_bbox', 'loss_iou'} and all(value.item() == 0 for value in empty.values())
+
+
+def test_expected_box_losses_join_the_loss_and_reach_the_decoder(synthetic_cfg):
+    torch.manual_seed(0)
+    synthetic_cfg = copy.deepcopy(synthetic_cfg)
+    synthetic_cfg.model.head.update(loss_iou=dict(type='GIoULoss', loss_weight=2.0))
+    model = build_model(synthetic_cfg)
+    inputs, samples = make_batch(model)
+    losses = model.loss(inputs, samples)
+    assert 'loss_iou' in losses and 'loss_bbox' not in losses and losses['loss_iou'].item() > 0
+    model.zero_grad()
+    losses['loss_iou'].backward()
+    for part in (model.head.layers, model.encoder):
+        grads = [p.grad for p in part.parameters() if p.grad is not None]
+        assert grads and any(g.abs().sum() > 0 for g in grads)
+
+
 def test_classes_per_box_turns_a_box_into_one_detection_per_likely_class(synthetic_cfg):
     synthetic_cfg = copy.deepcopy(synthetic_cfg)
     synthetic_cfg.model.test_cfg.classes_per_box = 2

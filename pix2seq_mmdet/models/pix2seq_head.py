@@ -66,6 +66,14 @@ class Pix2SeqHead(BaseModule):
             against that Gaussian over the bins, so a prediction one bin off is nearly right, which teaches the
             order of the bins from the start (the logged ``coord_ce`` then includes the target's own entropy).
             0 (default): the paper's one-hot target.
+        loss_bbox (dict, optional): An mmdet regression loss (e.g. ``dict(type='L1Loss', loss_weight=5.0)``, DETR's)
+            on each real object's *expected box*: every coordinate the mean of its teacher-forced distribution over
+            the coordinate tokens, normalised to [0, 1] as the target box (:meth:`expected_box_losses`).  A
+            convergence option, not in the paper: the cross-entropy says only whether a coordinate hit its bin, this
+            loss how far it is.  Logged and summed as ``loss_bbox``.  Default None.
+        loss_iou (dict, optional): An mmdet IoU loss (e.g. ``dict(type='GIoULoss', loss_weight=2.0)``, DETR's) on
+            the same expected boxes, whose cost of a one-bin error grows as the object shrinks.  Logged and summed as
+            ``loss_iou``.  Default None.
         norm_eps (float): Epsilon of every LayerNorm of the decoder, the final one included (official: 1e-6; the
             default 1e-5 is torch's).
         block_decoding (dict, optional): Train the decoder to write a whole object in one step too (parallel box
@@ -94,7 +102,8 @@ class Pix2SeqHead(BaseModule):
 
     def __init__(self, tokenizer: dict, embed_dims: int = 256, num_layers: int = 6,
                  num_heads: int = 8, ffn_dims: int = 1024, dropout: float = 0.1, drop_path: float = 0.1,
-                 attn_dropout: float = 0.0, coord_target_sigma: float = 0.0, norm_eps: float = 1e-5,
+                 attn_dropout: float = 0.0, coord_target_sigma: float = 0.0, loss_bbox: Optional[dict] = None,
+                 loss_iou: Optional[dict] = None, norm_eps: float = 1e-5,
                  block_decoding: Optional[dict] = None, box_memory: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
@@ -135,6 +144,8 @@ class Pix2SeqHead(BaseModule):
         if coord_target_sigma < 0:
             raise ValueError(f'Pix2SeqHead: coord_target_sigma must be >= 0 (bins), got {coord_target_sigma}')
         self.coord_target_sigma = coord_target_sigma
+        self.loss_bbox = None if loss_bbox is None else MODELS.build(loss_bbox)
+        self.loss_iou = None if loss_iou is None else MODELS.build(loss_iou)
         self.token_embed = nn.Embedding(self.tokenizer.vocab_size, embed_dims)
         self.pos_embed = nn.Embedding(self.tokenizer.num_positions, embed_dims)
         self.layers = nn.ModuleList(
@@ -346,7 +357,8 @@ class Pix2SeqHead(BaseModule):
         their names do not contain "loss").
         """
         input_tokens, target_tokens, token_weights = self.sequence_augmentation(batch_data_samples)
-        token_ce = self._token_cross_entropy(self(memory, memory_mask, input_tokens), target_tokens) * token_weights
+        logits = self(memory, memory_mask, input_tokens)
+        token_ce = self._token_cross_entropy(logits, target_tokens) * token_weights
         # normalised by the weight sum averaged over the ranks (mmdet's reduce_mean, as DETR's num_total_pos), so the
         # DDP gradient equals a single process's on the global batch
         losses = dict(loss=token_ce.sum() / reduce_mean(token_weights.sum()).clamp(min=1e-6))
@@ -356,6 +368,8 @@ class Pix2SeqHead(BaseModule):
             for name, mask in parts.items():
                 part_weights = token_weights * mask
                 losses[name] = token_ce.detach().mul(mask).sum() / part_weights.sum().clamp(min=1e-6)
+        if self.loss_bbox is not None or self.loss_iou is not None:
+            losses.update(self.expected_box_losses(logits, target_tokens, token_weights))
         if self.block_size is not None:
             block_ce = self._token_cross_entropy(self.block_logits(memory, memory_mask, input_tokens),
                                                  target_tokens) * token_weights
@@ -364,6 +378,40 @@ class Pix2SeqHead(BaseModule):
         for sequences in self.instance_sequences.values():
             losses[sequences.loss_name] = self.instance_task_loss(sequences, memory, memory_mask, batch_data_samples,
                                                                   fine_map)
+        return losses
+
+    def expected_box_losses(self, logits: Tensor, target_tokens: Tensor, token_weights: Tensor) -> Dict[str, Tensor]:
+        """``loss_bbox`` and ``loss_iou`` (those configured) of the real objects' expected boxes.
+
+        Args:
+            logits (Tensor): (N, L, V) teacher-forced logits of the detection sequences.
+            target_tokens (Tensor): (N, L) their targets, object ``k`` at positions ``5k .. 5k + 4``.
+            token_weights (Tensor): (N, L) their loss weights; an object is real where its first coordinate is a
+                coordinate target of non-zero weight (noise objects' coordinates weigh 0).
+
+        A real object's expected box is (R, 4) ``yxyx``, each coordinate the mean bin of the softmax over the
+        coordinate tokens at its position divided by ``num_bins - 1``; the losses compare it with the target box
+        (``xyxy``, each pair ordered so that an inverted box stays a box) and average over the real objects of the
+        batch (averaged over the ranks), as DETR's box losses average over its matched queries.
+        """
+        tokenizer = self.tokenizer
+        num_slots, num_bins = tokenizer.max_objects, tokenizer.num_bins
+        slots = slice(0, TOKENS_PER_OBJECT * num_slots)
+        slot_targets = target_tokens[:, slots].reshape(-1, num_slots, TOKENS_PER_OBJECT)[..., :4]  # (N, M, 4)
+        slot_weights = token_weights[:, slots].reshape(-1, num_slots, TOKENS_PER_OBJECT)[..., 0]
+        real = tokenizer.is_coord(slot_targets[..., 0]) & (slot_weights > 0)  # (N, M)
+        coord_logits = logits[:, slots, tokenizer.coordinates].float()
+        coord_logits = coord_logits.reshape(-1, num_slots, TOKENS_PER_OBJECT, num_bins)[:, :, :4][real]  # (R, 4, bins)
+        bin_values = torch.arange(num_bins, device=logits.device, dtype=torch.float32) / (num_bins - 1)
+        expected = coord_logits.softmax(-1) @ bin_values  # (R, 4) yxyx
+        target = tokenizer.dequantize(slot_targets[real])
+        num_boxes = reduce_mean(real.sum().float()).clamp(min=1.0)
+        losses = {}
+        if self.loss_bbox is not None:
+            losses['loss_bbox'] = self.loss_bbox(expected, target, avg_factor=num_boxes)
+        if self.loss_iou is not None:
+            losses['loss_iou'] = self.loss_iou(yxyx_to_ordered_xyxy(expected), yxyx_to_ordered_xyxy(target),
+                                               avg_factor=num_boxes)
         return losses
 
     def instance_task_loss(self, sequences: InstanceSequences, memory: Tensor, memory_mask: Optional[Tensor],
@@ -567,6 +615,12 @@ class Pix2SeqHead(BaseModule):
         results = InstanceData()
         results.bboxes, results.scores, results.labels = bboxes[order], scores[order], labels[order]
         return results
+
+
+def yxyx_to_ordered_xyxy(boxes_yxyx: Tensor) -> Tensor:
+    """(..., 4) ``yxyx`` boxes -> (..., 4) ``xyxy`` boxes with each pair ordered (min, max)."""
+    ys, xs = boxes_yxyx[..., 0::2], boxes_yxyx[..., 1::2]
+    return torch.stack([xs.amin(-1), ys.amin(-1), xs.amax(-1), ys.amax(-1)], -1)
 
 
 def frame_shape(batch_data_samples: SampleList) -> Tuple[int, int]:
