@@ -77,10 +77,10 @@ def test_gaussian_coordinate_target_rewards_near_misses(synthetic_cfg):
     assert torch.allclose(soft[:, 1], hard[:, 1])  # class tokens keep the one-hot target
 
 
-def build_head_with_box_losses(synthetic_cfg, **losses):
+def build_model_with_box_losses(synthetic_cfg, **losses):
     synthetic_cfg = copy.deepcopy(synthetic_cfg)
     synthetic_cfg.model.head.update(losses)
-    return build_model(synthetic_cfg).head
+    return build_model(synthetic_cfg)
 
 
 def one_object_sequences(tokenizer, box_yxyx, bin_shift=0, noise_bins=(3, 9, 90, 120)):
@@ -105,8 +105,8 @@ def one_object_sequences(tokenizer, box_yxyx, bin_shift=0, noise_bins=(3, 9, 90,
 
 def test_expected_box_losses_measure_how_far_the_real_boxes_are(synthetic_cfg):
     from mmdet.structures.bbox import bbox_overlaps
-    head = build_head_with_box_losses(synthetic_cfg, loss_bbox=dict(type='L1Loss', loss_weight=1.0),
-                                      loss_iou=dict(type='GIoULoss', loss_weight=1.0))
+    head = build_model_with_box_losses(synthetic_cfg, loss_bbox=dict(type='L1Loss', loss_weight=1.0),
+                                       loss_iou=dict(type='GIoULoss', loss_weight=1.0)).head
     tokenizer = head.tokenizer
     box = [0.2, 0.3, 0.5, 0.4]  # yxyx
     targets, weights, exact = one_object_sequences(tokenizer, box)
@@ -136,9 +136,7 @@ def test_expected_box_losses_measure_how_far_the_real_boxes_are(synthetic_cfg):
 
 def test_expected_box_losses_join_the_loss_and_reach_the_decoder(synthetic_cfg):
     torch.manual_seed(0)
-    synthetic_cfg = copy.deepcopy(synthetic_cfg)
-    synthetic_cfg.model.head.update(loss_iou=dict(type='GIoULoss', loss_weight=2.0))
-    model = build_model(synthetic_cfg)
+    model = build_model_with_box_losses(synthetic_cfg, loss_iou=dict(type='GIoULoss', loss_weight=2.0))
     inputs, samples = make_batch(model)
     losses = model.loss(inputs, samples)
     assert 'loss_iou' in losses and 'loss_bbox' not in losses and losses['loss_iou'].item() > 0

@@ -391,8 +391,9 @@ class Pix2SeqHead(BaseModule):
 
         A real object's expected box is (R, 4) ``yxyx``, each coordinate the mean bin of the softmax over the
         coordinate tokens at its position divided by ``num_bins - 1``; the losses compare it with the target box
-        (``xyxy``, each pair ordered so that an inverted box stays a box) and average over the real objects of the
-        batch (averaged over the ranks), as DETR's box losses average over its matched queries.
+        (the IoU loss in ``xyxy``, the expected box's pairs ordered so that an inverted box stays a box) and average
+        over the real objects of the batch (averaged over the ranks), as DETR's box losses average over its matched
+        queries.
         """
         tokenizer = self.tokenizer
         num_slots, num_bins = tokenizer.max_objects, tokenizer.num_bins
@@ -410,8 +411,11 @@ class Pix2SeqHead(BaseModule):
         if self.loss_bbox is not None:
             losses['loss_bbox'] = self.loss_bbox(expected, target, avg_factor=num_boxes)
         if self.loss_iou is not None:
-            losses['loss_iou'] = self.loss_iou(yxyx_to_ordered_xyxy(expected), yxyx_to_ordered_xyxy(target),
-                                               avg_factor=num_boxes)
+            ordered = torch.cat([torch.minimum(expected[:, :2], expected[:, 2:]),
+                                 torch.maximum(expected[:, :2], expected[:, 2:])], -1)
+            unit_frame = (1, 1)  # normalised boxes stay normalised
+            losses['loss_iou'] = self.loss_iou(tokenizer.denormalize_boxes(ordered, unit_frame),
+                                               tokenizer.denormalize_boxes(target, unit_frame), avg_factor=num_boxes)
         return losses
 
     def instance_task_loss(self, sequences: InstanceSequences, memory: Tensor, memory_mask: Optional[Tensor],
@@ -615,12 +619,6 @@ class Pix2SeqHead(BaseModule):
         results = InstanceData()
         results.bboxes, results.scores, results.labels = bboxes[order], scores[order], labels[order]
         return results
-
-
-def yxyx_to_ordered_xyxy(boxes_yxyx: Tensor) -> Tensor:
-    """(..., 4) ``yxyx`` boxes -> (..., 4) ``xyxy`` boxes with each pair ordered (min, max)."""
-    ys, xs = boxes_yxyx[..., 0::2], boxes_yxyx[..., 1::2]
-    return torch.stack([xs.amin(-1), ys.amin(-1), xs.amax(-1), ys.amax(-1)], -1)
 
 
 def frame_shape(batch_data_samples: SampleList) -> Tuple[int, int]:
