@@ -1,10 +1,11 @@
 # The hard preset's recipe (PRESET=hard; up to 12 objects, small ones, clutter: data/synthetic_hard/): the stride-8
 # synthetic recipe with 12 objects per sequence, the main recipe's auxiliary dense head on its stride-8 encoder output
-# and Gaussian coordinate targets of one bin (docs/results_synthetic.md#hard-preset,
-# docs/learning_speed.md#gaussian-coordinate-targets).
+# and its fixed sine plus learned positions, and Gaussian coordinate targets of one bin
+# (docs/results_synthetic.md#hard-preset, docs/learning_speed.md#hard-preset-levers).
 _base_ = './pix2seq_r18-tiny-s8_1xb16_34e_synthetic.py'
 data_root = 'data/synthetic_hard/'
 model = dict(
+    positional_encoding={{_base_.sine_learned_positions}},
     head=dict(tokenizer=dict(max_objects=12), coord_target_sigma=1.0),
     aux_head=dict(_base_.aux_fcos_head, _delete_=True, strides=[8]),  # the stride-8 recipe has none
     # sub-bin coordinates, but the class probabilities alone as scores: on this preset the box confidence ranks the

@@ -3,4 +3,4 @@
 _base_ = './pix2seq_r18-tiny-s8_1xb16_34e_synthetic-hard_no-aux-head.py'
 model = dict(
     encoder=dict(num_layers=2),
-    positional_encoding={{_base_.sine_learned_positions}})
+    positional_encoding=dict(_base_.sine_learned_positions, _delete_=True))
