@@ -1,5 +1,6 @@
 """What tools/train.py and tools/test.py share (imported from this folder): their common flags, the config they build
-from them, and the distributed set-up that lets mmengine's Runner use torch.distributed on machines without CUDA."""
+from them, and the distributed set-up (and tear-down) that lets mmengine's Runner use torch.distributed on machines
+without CUDA."""
 import argparse
 import os
 import os.path as osp
@@ -46,3 +47,11 @@ def prepare_distributed(cfg: Config) -> None:
         dist.init_process_group(backend='gloo')
     cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
                                  find_unused_parameters=False)
+
+
+def finish_distributed() -> None:
+    """Destroy the process group after the run, so that every rank leaves torch.distributed before the interpreter
+    exits: a rank exiting with a live gloo group can abort ("terminate called without an active exception") after
+    its work is done, failing the launch.  No-op without a process group."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -9,7 +9,7 @@ import argparse
 from mmdet.evaluation import DumpDetResults
 from mmengine.runner import Runner
 
-from launch import add_common_args, load_config, prepare_distributed
+from launch import add_common_args, finish_distributed, load_config, prepare_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,6 +39,7 @@ def main() -> None:
             raise ValueError(f'--out must be a .pkl file, got {args.out}')
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     runner.test()
+    finish_distributed()
 
 
 if __name__ == '__main__':

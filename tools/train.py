@@ -9,7 +9,7 @@ import argparse
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from launch import add_common_args, load_config, prepare_distributed
+from launch import add_common_args, finish_distributed, load_config, prepare_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,6 +48,7 @@ def main() -> None:
     prepare_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':
