@@ -1,6 +1,6 @@
-# The hard preset's recipe (pix2seq_r18-tiny-s8_1xb16_34e_synthetic-hard.py) with the block objective of parallel box
-# decoding (not in the paper; see ./pix2seq_r18-tiny_1xb16_30e_synthetic-112_block-decoding.py): the same model decodes
-# token by token (the default) or one object per step with --cfg-options model.test_cfg.parallel=True
+# The hard preset's batch-16 recipe (./pix2seq_r18-tiny-s8_1xb16_34e_synthetic-hard.py) with the block objective of
+# parallel box decoding (not in the paper; see ./pix2seq_r18-tiny_1xb16_30e_synthetic-112_block-decoding.py): the same
+# model decodes token by token (the default) or one object per step with --cfg-options model.test_cfg.parallel=True
 # (docs/benchmark.md#parallel-box-decoding).
 _base_ = './pix2seq_r18-tiny-s8_1xb16_34e_synthetic-hard_sine-pos.py'  # measured before the learned positions
 # parallel decoding reads the decoded bins: token by token does too here, so that the two compare
