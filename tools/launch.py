@@ -2,6 +2,7 @@
 from them, and the distributed set-up (and tear-down) that lets mmengine's Runner use torch.distributed on machines
 without CUDA."""
 import argparse
+import gc
 import os
 import os.path as osp
 
@@ -52,6 +53,10 @@ def prepare_distributed(cfg: Config) -> None:
 def finish_distributed() -> None:
     """Destroy the process group after the run, so that every rank leaves torch.distributed before the interpreter
     exits: a rank exiting with a live gloo group can abort ("terminate called without an active exception") after
-    its work is done, failing the launch.  No-op without a process group."""
+    its work is done, failing the launch.  Call it after dropping the runner: its DDP wrapper holds the group, so the
+    wrapper is collected first (``gc.collect``, the runner and its hooks refer to each other), then the ranks meet at
+    a barrier, so that none destroys the group while another still uses it.  No-op without a process group."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()

@@ -39,6 +39,7 @@ def main() -> None:
             raise ValueError(f'--out must be a .pkl file, got {args.out}')
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     runner.test()
+    del runner  # before the process group goes: finish_distributed's docstring
     finish_distributed()
 
 

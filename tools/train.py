@@ -48,6 +48,7 @@ def main() -> None:
     prepare_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    del runner  # before the process group goes: finish_distributed's docstring
     finish_distributed()
 
 
