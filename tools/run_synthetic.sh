@@ -15,7 +15,7 @@ case "$TASK" in
 esac
 case "$PRESET" in
   easy) CONFIG=configs/pix2seq_r18-tiny_1xb16_30e_synthetic-112.py; DATA=data/synthetic ;;
-  hard) CONFIG=configs/pix2seq_r18-tiny-s8_1xb8_33e_synthetic-hard.py; DATA=data/synthetic_hard ;;
+  hard) CONFIG=configs/pix2seq_r18-tiny-s8_1xb4_31e_synthetic-hard.py; DATA=data/synthetic_hard ;;
   varied) CONFIG=configs/pix2seq_r18-tiny_1xb16_34e_synthetic-varied.py; DATA=data/synthetic_varied ;;
   *) echo "run_synthetic.sh: PRESET must be easy, hard or varied, got '$PRESET'" >&2; exit 2 ;;
 esac

@@ -13,7 +13,7 @@ config's ``CocoKeypointMetric`` scores them.
 
 Usage::
 
-    python tools/analysis_tools/vocabulary_ceiling.py configs/pix2seq_r18-tiny-s8_1xb8_33e_synthetic-hard.py
+    python tools/analysis_tools/vocabulary_ceiling.py configs/pix2seq_r18-tiny-s8_1xb4_31e_synthetic-hard.py
     python tools/analysis_tools/vocabulary_ceiling.py CONFIG --cfg-options model.head.tokenizer.num_bins=256
 """
 import argparse

@@ -29,7 +29,7 @@ replacements = dict(
     randomness=randomness, auto_scale_lr=auto_scale_lr)
 
 # the `hard` preset's data (up to 12 objects, small ones, clutter), as in
-# ../../pix2seq_r18-tiny-s8_1xb8_33e_synthetic-hard.py
+# ../../pix2seq_r18-tiny-s8_1xb4_31e_synthetic-hard.py
 hard_root = 'data/synthetic_hard/'
 hard_preset = dict(
     data_root=hard_root, train_dataloader=dict(dataset=dict(data_root=hard_root)),
